@@ -1,0 +1,3 @@
+from openline.cli import main
+
+main()

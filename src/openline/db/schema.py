@@ -1,0 +1,325 @@
+"""The tables, in SQLAlchemy Core: one definition for SQLite and PostgreSQL.
+
+Every constraint and index is named (so migrations can refer to it) and says why it exists.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from openline.states import (
+    BroadcastState,
+    ConsentSource,
+    Direction,
+    MemberState,
+    MessageKind,
+    MessageState,
+    SenderKind,
+    UserRole,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite has no time zones)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; openline stores aware UTC datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _state(enum: type[StrEnum], name: str) -> sa.Enum:
+    """A state column stored as its word, with a CHECK constraint listing the allowed words."""
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+def _created() -> sa.Column[Any]:
+    return sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow)
+
+
+communities = sa.Table(
+    "communities",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    # The short name used in URLs and on the command line.
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # Per-community settings the owner edits (autotext, keywords, languages...), as JSON.
+    sa.Column("settings", sa.JSON(), nullable=False, default=dict),
+    _created(),
+)
+
+# Installation-wide values generated once (for example the signing key when none is configured).
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", _state(UserRole, "role"), nullable=False),
+    _created(),
+    # One login per e-mail address within a community.
+    sa.UniqueConstraint("community_id", "email"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    # SHA-256 of the token: tokens are 256 random bits, so a slow password hash would add nothing
+    # but latency to every API call.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _created(),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # A name identifies a token for `openline tokens revoke NAME`.
+    sa.UniqueConstraint("community_id", "name"),
+)
+
+senders = sa.Table(
+    "senders",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    # E.164 number, short code or alphanumeric ID, exactly as providers report it in webhooks.
+    sa.Column("address", sa.String(32), nullable=False),
+    sa.Column("kind", _state(SenderKind, "kind"), nullable=False),
+    # Carrier-allowed throughput in message segments per second (not messages).
+    sa.Column("mps", sa.Float(), nullable=False),
+    sa.Column("daily_cap", sa.Integer(), nullable=True),
+    # Replace look-alike punctuation with GSM-7 characters in texts from this sender (encoding.smart_encode).
+    sa.Column("smart_encoding", sa.Boolean(), nullable=False, server_default=sa.false()),
+    _created(),
+    # An inbound text is routed to its community by the number it was sent to, so a number
+    # belongs to exactly one community.
+    sa.UniqueConstraint("address"),
+    sa.CheckConstraint("mps > 0", name="mps_positive"),
+    sa.CheckConstraint("daily_cap IS NULL OR daily_cap > 0", name="daily_cap_positive"),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("state", _state(MemberState, "state"), nullable=False),
+    sa.Column("first_name", sa.String(100), nullable=True),
+    sa.Column("last_name", sa.String(100), nullable=True),
+    sa.Column("city", sa.String(100), nullable=True),
+    sa.Column("birthday", sa.Date(), nullable=True),
+    sa.Column("language", sa.String(8), nullable=True),
+    sa.Column("time_zone", sa.String(64), nullable=True),
+    sa.Column("custom", sa.JSON(), nullable=False, default=dict),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    # One member per phone number per community; the engine finds members by this key.
+    sa.UniqueConstraint("community_id", "phone"),
+)
+
+member_tags = sa.Table(
+    "member_tags",
+    metadata,
+    sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    # Segments select members by tag.
+    sa.Index("ix_member_tags_tag", "tag"),
+)
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("previous_state", _state(MemberState, "previous_state"), nullable=True),
+    sa.Column("new_state", _state(MemberState, "new_state"), nullable=False),
+    sa.Column("source", _state(ConsentSource, "source"), nullable=False),
+    # What proves the change: the inbound message id and text, the form's IP and user agent,
+    # the import file and row, the disclosure text shown.
+    sa.Column("evidence", sa.JSON(), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False, default=utcnow),
+    # A member's ledger is read in order (export, audit).
+    sa.Index("ix_consent_events_member", "member_id", "id"),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    # The sender the member last wrote to: replies go out from the same number (sticky sender).
+    sa.Column("sender_id", Id, sa.ForeignKey("senders.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("assigned_user_id", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("unread", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_message_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("archived", sa.Boolean(), nullable=False, default=False),
+    # One thread per member.
+    sa.UniqueConstraint("member_id"),
+    # The inbox lists a community's threads newest first.
+    sa.Index("ix_conversations_inbox", "community_id", "last_message_at"),
+)
+
+broadcasts = sa.Table(
+    "broadcasts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("body_template", sa.Text(), nullable=False),
+    # The segment's definition (filters over members), as JSON.
+    sa.Column("segment", sa.JSON(), nullable=False, default=dict),
+    sa.Column("state", _state(BroadcastState, "state"), nullable=False),
+    # A fixed instant, or (with member_local_time) a wall-clock time in each member's zone.
+    sa.Column("send_at", UTCDateTime(), nullable=True),
+    sa.Column("member_local_time", sa.Boolean(), nullable=False, default=False),
+    _created(),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("direction", _state(Direction, "direction"), nullable=False),
+    sa.Column("kind", _state(MessageKind, "kind"), nullable=False),
+    sa.Column("state", _state(MessageState, "state"), nullable=False),
+    sa.Column("sender_id", Id, sa.ForeignKey("senders.id", ondelete="RESTRICT"), nullable=False),
+    # The member's number, known before the member row exists (the engine links it after commit).
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("conversation_id", Id, sa.ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("broadcast_id", Id, sa.ForeignKey("broadcasts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("encoding", sa.String(8), nullable=True),
+    sa.Column("segments", sa.Integer(), nullable=True),
+    # MMS media: a list of {"url": ..., "content_type": ...}.
+    sa.Column("media", sa.JSON(), nullable=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("provider_message_id", sa.String(128), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    # An outbound text not sent by then is failed ("expired in queue"): a late text is worse than none.
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    # The API client's Idempotency-Key for a text it asked to send.
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("error_code", sa.String(32), nullable=True),
+    sa.Column("error_reason", sa.Text(), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    # Idempotency: a provider's message id is stored once, so a replayed webhook stores nothing new
+    # (outbound rows have no id until sent; NULLs never collide).
+    sa.UniqueConstraint("provider", "provider_message_id", name="uq_messages_provider_message_id"),
+    # Broadcast fan-out writes one row per recipient: a resumed fan-out cannot text anyone twice.
+    sa.UniqueConstraint("broadcast_id", "member_id", name="uq_messages_broadcast_member"),
+    # The same Idempotency-Key never sends twice (NULLs, texts not sent through the API, never collide).
+    sa.UniqueConstraint("community_id", "idempotency_key", name="uq_messages_idempotency_key"),
+    # The engine takes inbound texts in arrival order; the dispatcher takes due outbound texts per sender.
+    sa.Index("ix_messages_work", "state", "sender_id", "next_attempt_at", "id"),
+    # A conversation's thread, oldest to newest.
+    sa.Index("ix_messages_conversation", "conversation_id", "id"),
+    # Everything exchanged with one phone number (simulator, erasure, export).
+    sa.Index("ix_messages_phone", "community_id", "phone", "id"),
+)
+
+# Which worker sends for a sender right now: one owner at a time paces it exactly. A lease not renewed
+# before it expires (its worker died) may be taken by another worker.
+sender_leases = sa.Table(
+    "sender_leases",
+    metadata,
+    sa.Column("sender_id", Id, sa.ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Delivery receipts as providers reported them, stored by the same durable ingest path as texts and
+# applied to messages afterwards (a receipt may arrive before the send's own answer was recorded).
+message_receipts = sa.Table(
+    "message_receipts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("provider_message_id", sa.String(128), nullable=False),
+    # openline's word for the provider's status: sent, delivered, undelivered or failed.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider_status", sa.String(32), nullable=False),
+    sa.Column("error_code", sa.String(32), nullable=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("applied", sa.Boolean(), nullable=False, default=False),
+    # A receipt posted again (provider retries) is stored once.
+    sa.UniqueConstraint("provider", "provider_message_id", "status", name="uq_message_receipts_once"),
+    # The applier reads receipts not yet applied, oldest first.
+    sa.Index("ix_message_receipts_pending", "applied", "id"),
+)
+
+__all__ = [
+    "Id",
+    "UTCDateTime",
+    "api_tokens",
+    "broadcasts",
+    "communities",
+    "consent_events",
+    "conversations",
+    "installation",
+    "member_tags",
+    "members",
+    "message_receipts",
+    "messages",
+    "metadata",
+    "sender_leases",
+    "senders",
+    "users",
+    "utcnow",
+]

@@ -1,0 +1,406 @@
+"""The dispatcher: claims due texts, paces each sender exactly, submits, records, retries.
+
+One worker owns a sender at a time (a lease), paces it with :class:`Pacer` and enforces its daily cap.
+A text is marked ``sending`` (committed) before it is submitted and ``sent`` once the provider answered,
+so a text the provider confirmed is never submitted again; one left in ``sending`` by a worker that
+died is settled as ambiguous by the next owner (see ``leases.settle_abandoned``), never resent.
+Replies and openline's own texts go before broadcast traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter, Gauge
+
+from openline.db import Database, Writer, schema
+from openline.db.sql import claim
+from openline.dispatcher.checks import Due, Verdict, Window, always_open, final_checks
+from openline.dispatcher.leases import acquire, release, settle_abandoned
+from openline.dispatcher.pacing import Pacer
+from openline.providers.outbound import OutboundProvider, OutboundSms, SendFailed
+from openline.senders import Sender, list_senders
+from openline.states import ConsentSource, Direction, MemberState, MessageKind, MessageState
+
+__all__ = ["MAX_ATTEMPTS", "Dispatcher", "backoff"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+
+SENT = Counter("openline_sent_texts", "Texts the provider accepted.", ["provider"])
+FAILED = Counter("openline_failed_texts", "Texts that will not be sent, by reason.", ["provider", "reason"])
+RETRIED = Counter("openline_retried_texts", "Send attempts that will be tried again.", ["provider"])
+LEASED = Gauge("openline_leased_senders", "Senders this worker is sending for.")
+
+m = schema.messages.c
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential from 2 s, capped at 10 minutes, with full jitter
+    in its upper half so retries from many texts do not arrive together."""
+    ceiling = min(600.0, 2.0**attempt)
+    return ceiling / 2 + (rng or random).random() * ceiling / 2
+
+
+def _claim_statement(limit: int) -> sa.Update:
+    now = sa.bindparam("now", type_=schema.UTCDateTime())
+    return claim(
+        schema.messages,
+        where=sa.and_(
+            m.sender_id == sa.bindparam("sender"),
+            m.direction == Direction.outbound,
+            m.state == MessageState.queued,
+            sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
+        ),
+        # Replies and system texts first, then broadcasts; oldest first within each.
+        order_by=[sa.case((m.kind == MessageKind.broadcast, 1), else_=0), m.id],
+        limit=limit,
+        values={"state": MessageState.sending, "attempts": m.attempts + 1, "updated_at": now},
+        returning=[
+            m.id,
+            m.community_id,
+            m.sender_id,
+            m.phone,
+            m.member_id,
+            m.kind,
+            m.body,
+            m.segments,
+            m.media,
+            m.attempts,
+            m.created_at,
+            m.expires_at,
+        ],
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        writer: Writer,
+        providers: dict[str, OutboundProvider],
+        *,
+        status_callback: Callable[[str], str | None] = lambda _provider: None,
+        window: Window = always_open,
+        max_in_flight: int = 32,
+        owner: str | None = None,
+        lease: timedelta = timedelta(seconds=15),
+    ) -> None:
+        self._db = db
+        self._writer = writer
+        self._providers = providers
+        self._status_callback = status_callback
+        self._window = window
+        self._lease = lease
+        self._held_until = 0.0  # monotonic time until which this worker's leases are surely its own
+        self._renewed = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._loops: dict[int, asyncio.Task[None]] = {}
+        self._sends: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()  # set when new texts are queued in this process
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def _renew(self) -> tuple[dict[int, Sender], set[int]]:
+        now = datetime.now(UTC)
+        with self._db.write_engine.begin() as conn:
+            held, taken = acquire(conn, self.owner, self._lease, now)
+            for sender_id in taken:
+                settled = settle_abandoned(conn, sender_id, now)
+                if settled:
+                    log.warning(
+                        "sender %s: %d texts left mid-send by a stopped worker marked ambiguous", sender_id, settled
+                    )
+            senders = {s.id: s for s in list_senders(conn) if s.id in held}
+        return senders, taken
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    asked = time.monotonic()
+                    senders, _ = await asyncio.to_thread(self._renew)
+                    # Our own deadline is earlier than the lease's: stop sending well before another
+                    # worker may take the senders over, even if this process stalls.
+                    self._held_until = asked + self._lease.total_seconds() * 0.6
+                    self._renewed.set()
+                except sa.exc.DBAPIError as exc:
+                    log.error("could not renew sender leases: %s", exc)
+                    senders = {}  # stop sending: another worker may take the senders over
+                for sender_id in list(self._loops):
+                    if sender_id not in senders:
+                        self._loops.pop(sender_id).cancel()
+                for sender_id, sender in senders.items():
+                    if sender.provider in self._providers and (
+                        sender_id not in self._loops or self._loops[sender_id].done()
+                    ):
+                        self._loops[sender_id] = asyncio.create_task(self._sender_loop(sender))
+                LEASED.set(len(self._loops))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._lease.total_seconds() / 3)
+        finally:
+            for task in self._loops.values():
+                task.cancel()
+            await asyncio.gather(*self._loops.values(), return_exceptions=True)
+            await asyncio.gather(*self._sends, return_exceptions=True)  # let submitted texts be recorded
+            with contextlib.suppress(sa.exc.DBAPIError):  # else the leases expire by themselves
+                await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
+        with self._db.write_engine.begin() as conn:
+            release(conn, self.owner)
+
+    # -- one sender ----------------------------------------------------------------------------
+
+    def _sent_today(self, sender_id: int) -> int:
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._db.read_engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(m.segments), 0)).where(
+                        m.sender_id == sender_id, m.sent_at >= midnight
+                    )
+                ).scalar_one()
+            )
+
+    async def _sender_loop(self, sender: Sender) -> None:
+        """Send for ``sender`` until cancelled; an unexpected error (the database briefly away) restarts
+        the loop after a pause instead of silently ending it."""
+        while True:
+            try:
+                await self._send_for(sender)
+            except Exception:
+                log.exception("sending for %s failed; starting again in a second", sender.address)
+                await asyncio.sleep(1.0)
+
+    async def _send_for(self, sender: Sender) -> None:
+        provider = self._providers[sender.provider]
+        pacer = Pacer(sender.mps)
+        # A sender just taken over may have sent a moment ago from its previous owner: start one slot on.
+        pacer.reserve(1)
+        # Claim about a tenth of a second of work at a time: texts spend as little time as possible
+        # in "sending" before they are submitted.
+        batch = max(1, math.floor(sender.mps * 0.1))
+        statement = _claim_statement(batch)
+        day, used = datetime.now(UTC).date(), await asyncio.to_thread(self._sent_today, sender.id)
+        while True:
+            await asyncio.sleep(max(0.0, pacer.ready_at() - time.monotonic()))
+            await self._until_held()
+            if sender.daily_cap is not None:
+                if datetime.now(UTC).date() != day:
+                    day, used = datetime.now(UTC).date(), 0
+                if used >= sender.daily_cap:
+                    await asyncio.sleep(30)  # the cap resets at midnight UTC
+                    continue
+            claimed = await self._writer.run(
+                lambda conn: conn.execute(statement, {"sender": sender.id, "now": datetime.now(UTC)}).all()
+            )
+            if not claimed:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=0.25)
+                continue
+            # Claimed texts not yet handed to _submit; given back if this loop is stopped (those already
+            # settled are left alone: giving back only touches texts still "sending").
+            unsent = [row.id for row in claimed]
+            try:
+                dues = [
+                    Due(
+                        row.id,
+                        row.community_id,
+                        row.sender_id,
+                        row.phone,
+                        row.member_id,
+                        MessageKind(row.kind),
+                        row.body,
+                        row.segments or 1,
+                        row.media,
+                        row.attempts,
+                        row.created_at,
+                        row.expires_at,
+                    )
+                    for row in sorted(claimed, key=lambda r: (r.kind == MessageKind.broadcast, r.id))
+                ]
+                # Checked together, within a tenth of a second of being sent.
+                verdicts = await asyncio.to_thread(self._check, dues)
+                for due, (verdict, reason, not_before) in zip(dues, verdicts, strict=True):
+                    if sender.daily_cap is not None and used + due.segments > sender.daily_cap:
+                        await self._writer.run(functools.partial(_requeue, due=due, not_before=None, reason=None))
+                        continue
+                    if verdict is not Verdict.send:
+                        await self._writer.run(
+                            functools.partial(_settle, due=due, verdict=verdict, reason=reason, not_before=not_before)
+                        )
+                        continue
+                    at = pacer.reserve(due.segments)
+                    await asyncio.sleep(max(0.0, at - time.monotonic()))
+                    await self._until_held()
+                    used += due.segments
+                    await self._in_flight.acquire()
+                    unsent.remove(due.id)  # from here on its outcome is recorded by _submit
+                    task = asyncio.create_task(self._submit(provider, sender, due))
+                    self._sends.add(task)
+                    task.add_done_callback(self._sends.discard)
+            except BaseException:
+                # Stopping (or failing): what was claimed but not submitted goes back to the queue, not to
+                # "ambiguous".
+                if unsent:
+                    await asyncio.shield(self._writer.run(functools.partial(_give_back, ids=tuple(unsent))))
+                raise
+
+    async def _until_held(self) -> None:
+        """Wait while this worker cannot be sure its leases are still its own (a renewal is late)."""
+        while time.monotonic() >= self._held_until:
+            self._renewed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._renewed.wait(), timeout=0.25)
+
+    def _check(self, batch: list[Due]) -> list[tuple[Verdict, str | None, datetime | None]]:
+        with self._db.read_engine.connect() as conn:
+            return final_checks(conn, batch, datetime.now(UTC), self._window)
+
+    async def _submit(self, provider: OutboundProvider, sender: Sender, due: Due) -> None:
+        try:
+            sms = OutboundSms(
+                message_id=due.id,
+                to=due.phone,
+                sender=sender.address,
+                body=due.body,
+                media_urls=tuple(str(item["url"]) for item in due.media or ()),
+                status_callback=self._status_callback(sender.provider),
+            )
+            try:
+                provider_id = await provider.send(sms)
+            except SendFailed as failed:
+                outcome = functools.partial(_failed, due=due, sender=sender, failure=failed)
+            except Exception as exc:  # a bug in an adapter must not leave the text in "sending"
+                log.exception("provider %s raised on text %s", sender.provider, due.id)
+                unknown = SendFailed(f"{type(exc).__name__}: {exc}", ambiguous=True)
+                outcome = functools.partial(_failed, due=due, sender=sender, failure=unknown)
+            else:
+                SENT.labels(sender.provider).inc()
+                # The common case, as one prebuilt statement: the writer runs a group of them as one executemany.
+                now = datetime.now(UTC)
+                await self._writer.execute(_SENT, {"_id": due.id, "pid": provider_id, "now": now})
+                return
+            await self._writer.run(outcome)
+        finally:
+            self._in_flight.release()
+
+
+# -- recording outcomes (run by the writer) ------------------------------------------------------
+
+
+_SENT = (
+    sa.update(schema.messages)
+    # A text a new lease owner already settled as ambiguous was sent after all: say so.
+    .where(m.id == sa.bindparam("_id"), sa.or_(m.state == MessageState.sending, m.error_code == "ambiguous"))
+    .values(
+        state=MessageState.sent,
+        provider_message_id=sa.bindparam("pid"),
+        sent_at=sa.bindparam("now", type_=schema.UTCDateTime()),
+        updated_at=sa.bindparam("now", type_=schema.UTCDateTime()),
+        error_code=None,
+        error_reason=None,
+    )
+)
+
+
+def _give_back(conn: sa.Connection, ids: tuple[int, ...]) -> None:
+    conn.execute(
+        sa.update(schema.messages)
+        .where(m.id.in_(ids), m.state == MessageState.sending)
+        .values(state=MessageState.queued, attempts=m.attempts - 1, updated_at=datetime.now(UTC))
+    )
+
+
+def _requeue(conn: sa.Connection, due: Due, not_before: datetime | None, reason: str | None) -> None:
+    conn.execute(
+        sa.update(schema.messages)
+        .where(m.id == due.id)
+        # The attempt was not made: give it back.
+        .values(
+            state=MessageState.queued,
+            attempts=m.attempts - 1,
+            next_attempt_at=not_before,
+            error_reason=reason,
+            updated_at=datetime.now(UTC),
+        )
+    )
+
+
+def _settle(conn: sa.Connection, due: Due, verdict: Verdict, reason: str | None, not_before: datetime | None) -> None:
+    if verdict is Verdict.later:
+        _requeue(conn, due, not_before, reason)
+        return
+    state = MessageState.cancelled if verdict is Verdict.cancel else MessageState.failed
+    conn.execute(
+        sa.update(schema.messages)
+        .where(m.id == due.id)
+        .values(state=state, error_code=verdict.value, error_reason=reason, updated_at=datetime.now(UTC))
+    )
+    FAILED.labels("-", verdict.value).inc()
+
+
+def _failed(conn: sa.Connection, due: Due, sender: Sender, failure: SendFailed) -> None:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "error_code": failure.code or ("ambiguous" if failure.ambiguous else None),
+        "error_reason": failure.reason,
+        "updated_at": now,
+    }
+    if failure.transient and due.attempts < MAX_ATTEMPTS:
+        delay = failure.retry_after if failure.retry_after is not None else backoff(due.attempts)
+        values.update(state=MessageState.queued, next_attempt_at=now + timedelta(seconds=delay))
+        RETRIED.labels(sender.provider).inc()
+    else:
+        if failure.transient:
+            values["error_reason"] = f"gave up after {due.attempts} attempts: {failure.reason}"
+        values["state"] = MessageState.failed
+        FAILED.labels(sender.provider, "ambiguous" if failure.ambiguous else (failure.code or "error")).inc()
+    conn.execute(sa.update(schema.messages).where(m.id == due.id).values(**values))
+    if failure.opted_out and due.member_id is not None:
+        _opted_out_at_carrier(conn, due, sender, failure, now)
+
+
+def _opted_out_at_carrier(conn: sa.Connection, due: Due, sender: Sender, failure: SendFailed, now: datetime) -> None:
+    """The carrier holds a STOP we never saw: record it, so nothing else is queued for this person."""
+    mem = schema.members.c
+    previous = conn.execute(sa.select(mem.state).where(mem.id == due.member_id)).scalar_one_or_none()
+    if previous is None or previous == MemberState.unsubscribed:
+        return
+    conn.execute(
+        sa.update(schema.members).where(mem.id == due.member_id).values(state=MemberState.unsubscribed, updated_at=now)
+    )
+    conn.execute(
+        sa.insert(schema.consent_events).values(
+            community_id=due.community_id,
+            member_id=due.member_id,
+            previous_state=previous,
+            new_state=MemberState.unsubscribed,
+            source=ConsentSource.sms,
+            occurred_at=now,
+            evidence={
+                "provider": sender.provider,
+                "error_code": failure.code,
+                "reason": failure.reason,
+                "message_id": due.id,
+                "note": "opted out at the carrier",
+            },
+        )
+    )

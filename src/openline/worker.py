@@ -1,0 +1,117 @@
+"""Background work, run by `openline serve` (beside the web server) and `openline worker`.
+
+The conversation engine, the dispatcher and the delivery-receipt applier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from openline.dispatcher import Dispatcher
+from openline.engine import Engine
+from openline.providers import explain_error, outbound_providers
+from openline.receipts import apply_receipts
+from openline.runtime import Runtime
+
+__all__ = ["ENGINE_BATCH", "run_background", "run_engine", "run_receipts"]
+
+log = logging.getLogger(__name__)
+
+# Texts per engine transaction: large enough to share a commit, small enough (~10 ms) that ingest
+# commits queued behind it are not held up.
+ENGINE_BATCH = 64
+# How long an idle engine waits before looking again, when no ingest in this process wakes it
+# (texts received by another process, e.g. `openline web` beside `openline worker`).
+IDLE_POLL_SECONDS = 0.25
+ERROR_BACKOFF_SECONDS = 1.0
+RECEIPTS_BATCH = 500
+
+
+async def _batches(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    work: Callable[[sa.Connection], int],
+    *,
+    full: int,
+    done: Callable[[], object] = lambda: None,
+) -> None:
+    """Run ``work`` in a transaction, again at once while it reports ``full`` batches, else when this
+    process stores something new or after a short poll, until ``stop``. On SQLite the transaction is
+    one of the group-commit writer's (no second writer contends for the lock); on PostgreSQL it is
+    its own, so ingest never waits behind it."""
+
+    def own_transaction() -> int:
+        with runtime.db.write_engine.begin() as conn:
+            return work(conn)
+
+    while not stop.is_set():
+        runtime.arrivals.clear()
+        try:
+            done_now = await (runtime.writer.run(work) if runtime.db.is_sqlite else asyncio.to_thread(own_transaction))
+        except Exception as exc:
+            log.error("%s failed, retrying: %s", getattr(work, "__name__", "background work"), exc)
+            done_now, delay = 0, ERROR_BACKOFF_SECONDS
+        else:
+            delay = IDLE_POLL_SECONDS
+        if done_now:
+            done()
+        if done_now >= full:
+            continue  # more are waiting
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_first(stop.wait(), runtime.arrivals.wait()), timeout=delay)
+
+
+async def run_engine(runtime: Runtime, stop: asyncio.Event, queued: Callable[[], object] = lambda: None) -> None:
+    """Process received texts until ``stop``; ``queued`` is told whenever a batch may have queued replies."""
+    engine = Engine(link_key=runtime.key_for("member-link"), base_url=runtime.base_url)
+
+    def conversation_engine(conn: sa.Connection) -> int:
+        return engine.process_pending(conn, ENGINE_BATCH)
+
+    await _batches(runtime, stop, conversation_engine, full=ENGINE_BATCH, done=queued)
+
+
+async def run_receipts(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Apply stored delivery receipts to their messages until ``stop``."""
+
+    def delivery_receipts(conn: sa.Connection) -> int:
+        return apply_receipts(conn, datetime.now(UTC), limit=RECEIPTS_BATCH, explain=explain_error)
+
+    await _batches(runtime, stop, delivery_receipts, full=RECEIPTS_BATCH)
+
+
+async def _first(*waits: object) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def run_background(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Run every background loop until ``stop`` is set: the conversation engine and the dispatcher."""
+    public_url = runtime.settings.public_url
+    # Idle keep-alive connections are dropped early: sending on one the provider already closed fails
+    # after the request left, which counts as ambiguous (never retried). As many connections as sends in
+    # flight (the dispatcher's max_in_flight): requests queued inside httpx's pool cost CPU per request.
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=5.0)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), limits=limits) as client:
+        dispatcher = Dispatcher(
+            runtime.db,
+            runtime.writer,
+            outbound_providers(runtime.settings, client),
+            status_callback=lambda provider: f"{public_url}/webhooks/{provider}/status" if public_url else None,
+            lease=timedelta(seconds=runtime.settings.dispatcher_lease_seconds),
+        )
+        log.info("background work started: conversation engine and dispatcher (%s)", dispatcher.owner)
+        await asyncio.gather(
+            run_engine(runtime, stop, queued=dispatcher.wake.set), run_receipts(runtime, stop), dispatcher.run(stop)
+        )
