@@ -48,10 +48,14 @@ def acquire(conn: sa.Connection, owner: str, ttl: timedelta, now: datetime) -> t
         .scalars()
         .all()
     )
-    insert = insert_ignoring_duplicates(conn.dialect.name, schema.sender_leases, ["sender_id"])
+    # RETURNING, not rowcount, tells whether the row went in: psycopg reports -1 for an INSERT ... ON
+    # CONFLICT DO NOTHING, which would let two workers both believe they took the same sender.
+    insert = insert_ignoring_duplicates(conn.dialect.name, schema.sender_leases, ["sender_id"]).returning(
+        leases.sender_id
+    )
     for sender_id in unleased:
         # Another worker may insert the same lease at the same moment: the first wins, quietly.
-        if conn.execute(insert.values(sender_id=sender_id, owner=owner, expires_at=expires)).rowcount:
+        if conn.execute(insert.values(sender_id=sender_id, owner=owner, expires_at=expires)).first() is not None:
             taken.add(sender_id)
     return held_before | taken, taken - held_before
 
