@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -207,7 +208,9 @@ async def test_a_stop_that_arrived_wins_over_queued_texts(runtime: Runtime) -> N
     to_blocked = queue(runtime, "+12025550144", "hi", member_id=blocked)
     expired = queue(runtime, "+12025550145", "too late", created_at=datetime.now(UTC) - timedelta(hours=11))
     provider = FakeProvider()
-    await run_until(runtime, provider, lambda: count(runtime.db, schema.messages, m.state == "queued") == 0)
+    # Settled, not merely claimed: a claimed text is "sending" until its verdict is recorded.
+    unsettled = m.state.in_(("queued", "sending"))
+    await run_until(runtime, provider, lambda: count(runtime.db, schema.messages, unsettled) == 0)
     result = states(runtime)
     assert result[queued_before] == ("cancelled", "cancel")
     assert result[autotext_before] == ("cancelled", "cancel")
@@ -321,3 +324,24 @@ async def test_daily_cap_holds_texts_back(runtime: Runtime) -> None:
     await asyncio.sleep(0.2)
     result = states(runtime)
     assert sorted(result[i][0] for i in ids) == ["queued", "queued", "sent", "sent", "sent"]
+
+
+async def test_two_workers_leasing_a_new_sender_at_once_cannot_both_win(runtime: Runtime) -> None:
+    """Both see the sender unleased; the second's insert waits for the first's commit and must lose."""
+    from openline.dispatcher.leases import acquire
+
+    with runtime.db.write_engine.begin() as conn:
+        add_sender(conn, get_community(conn).id, "+12025550101", provider="sandbox")
+    now, results = datetime.now(UTC), {}
+
+    def second() -> None:
+        with runtime.db.write_engine.begin() as conn:
+            results["b"] = acquire(conn, "b", timedelta(seconds=15), now)[0]
+
+    with runtime.db.write_engine.begin() as conn:
+        results["a"] = acquire(conn, "a", timedelta(seconds=15), now)[0]
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=0.3)  # b is now waiting on a's uncommitted rows (or for SQLite's write lock)
+    racer.join(timeout=10)
+    assert len(results["a"]) == 2 and results["b"] == set()
