@@ -247,11 +247,17 @@ class Dispatcher:
                             functools.partial(_settle, due=due, verdict=verdict, reason=reason, not_before=not_before)
                         )
                         continue
-                    at = pacer.reserve(due.segments)
-                    await asyncio.sleep(max(0.0, at - time.monotonic()))
-                    await self._until_held()
-                    used += due.segments
                     await self._in_flight.acquire()
+                    try:
+                        await asyncio.sleep(max(0.0, pacer.ready_at() - time.monotonic()))
+                        await self._until_held()
+                    except BaseException:
+                        self._in_flight.release()
+                        raise
+                    # The slot starts now, not when it was due: a late wake-up pushes the next text
+                    # back instead of crowding it closer to this one.
+                    pacer.reserve(due.segments)
+                    used += due.segments
                     unsent.remove(due.id)  # from here on its outcome is recorded by _submit
                     task = asyncio.create_task(self._submit(provider, sender, due))
                     self._sends.add(task)
