@@ -156,14 +156,69 @@ members = sa.Table(
     sa.Column("first_name", sa.String(100), nullable=True),
     sa.Column("last_name", sa.String(100), nullable=True),
     sa.Column("city", sa.String(100), nullable=True),
+    sa.Column("postcode", sa.String(20), nullable=True),
+    # ISO 3166-1 alpha-2, from the form or else from the number.
+    sa.Column("country", sa.String(2), nullable=True),
+    sa.Column("email", sa.String(320), nullable=True),
     sa.Column("birthday", sa.Date(), nullable=True),
     sa.Column("language", sa.String(8), nullable=True),
+    # The member's IANA time zone where one is known for sure (from postcode/city, or a number whose
+    # region has one zone); ``time_zones`` keeps every candidate when it is not (a US number moved
+    # states), so sending windows can use the most restrictive.
     sa.Column("time_zone", sa.String(64), nullable=True),
+    sa.Column("time_zones", sa.JSON(), nullable=False, default=list),
     sa.Column("custom", sa.JSON(), nullable=False, default=dict),
+    # When the member last submitted the sign-up or profile form: a join link issued before it is used up.
+    sa.Column("form_submitted_at", UTCDateTime(), nullable=True),
+    # When the member first became subscribed ("joined this week" segments).
+    sa.Column("joined_at", UTCDateTime(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
     # One member per phone number per community; the engine finds members by this key.
     sa.UniqueConstraint("community_id", "phone"),
+    # Segments filter a community's members by state, country and join date.
+    sa.Index("ix_members_community_state", "community_id", "state"),
+    sa.Index("ix_members_community_country", "community_id", "country"),
+    sa.Index("ix_members_community_joined", "community_id", "joined_at"),
+)
+
+# Erased members: a salted hash of the number only, so an erased person is never texted again (nor
+# imported back) unless they opt in again by text, while nothing identifies them.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True),
+    # HMAC-SHA256 of the E.164 number under the installation's key (hex).
+    sa.Column("phone_hash", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    _created(),
+)
+
+# Saved segments: a name for a filter (see openline.segments), counted live.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("filter", sa.JSON(), nullable=False),
+    _created(),
+    # Segments are chosen by name in the CLI and the composer.
+    sa.UniqueConstraint("community_id", "name"),
+)
+
+# Clicks on rewritten links (/l/<code>): engagement for segments, click-through for broadcasts.
+link_clicks = sa.Table(
+    "link_clicks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("broadcast_id", Id, sa.ForeignKey("broadcasts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("clicked_at", UTCDateTime(), nullable=False, default=utcnow),
+    # "Clicked in the last N days" looks up a member's clicks by time.
+    sa.Index("ix_link_clicks_member", "member_id", "clicked_at"),
 )
 
 member_tags = sa.Table(
@@ -313,13 +368,16 @@ __all__ = [
     "consent_events",
     "conversations",
     "installation",
+    "link_clicks",
     "member_tags",
     "members",
     "message_receipts",
     "messages",
     "metadata",
+    "segments",
     "sender_leases",
     "senders",
+    "suppressions",
     "users",
     "utcnow",
 ]
