@@ -79,7 +79,13 @@ def test_smart_encoding_keeps_a_text_in_gsm7() -> None:
 
 @given(
     st.text(
-        alphabet=st.sampled_from([*list("ab €[]\r\n^{}~|\x0c"), "é", "日", "😀", "🇮", "\u200d"]),
+        alphabet=st.sampled_from(
+            [
+                *list("ab €[]\r\n^{}~|\x0c"),
+                *["é", "日", "😀", "👍", "\U0001f3fd", "\ufe0f", "🇮", "🇹", "\u200d", "\u0301"],
+                *["क", "ष", "\u094d", "ि", "ं", "\u0600", "\u1100", "\u1161", "\u11a8", "가"],
+            ]
+        ),
         min_size=60,
         max_size=700,
     )

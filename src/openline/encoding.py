@@ -34,6 +34,22 @@ _ESCAPES = regex.compile("[" + regex.escape("".join(sorted(_GSM_EXTENSION))) + "
 # What can make several code points one character: combining marks (Devanagari vowel signs, accents),
 # ZWJ and variation selectors (emoji sequences), regional indicators (flags), skin tones, CR (of CR LF).
 _JOINING = regex.compile(r"[\p{M}\u200d\ufe0f\U0001f1e6-\U0001f1ff\U0001f3fb-\U0001f3ff\r]")
+# A grapheme boundary surely lies between two characters when the left one joins nothing that follows
+# it and the right one joins nothing before it (Unicode's GB3-GB9c, GB11), unless both are regional
+# indicators (GB12-13, flags): otherwise GB999 breaks. LEFT: CR, Prepend, ZWJ, Hangul jamo and
+# syllables, Indic linkers and the marks inside conjuncts; RIGHT: LF, Extend, ZWJ, SpacingMark, Hangul
+# vowels and trailing consonants.
+_JOINS_RIGHT = regex.compile(
+    r"[\r\p{Grapheme_Cluster_Break=Prepend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=L}"
+    r"\p{Grapheme_Cluster_Break=V}\p{Grapheme_Cluster_Break=T}\p{Grapheme_Cluster_Break=LV}"
+    r"\p{Grapheme_Cluster_Break=LVT}\p{InCB=Linker}\p{InCB=Extend}]"
+)
+_JOINS_LEFT = regex.compile(
+    r"[\n\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=SpacingMark}"
+    r"\p{Grapheme_Cluster_Break=V}\p{Grapheme_Cluster_Break=T}]"
+)
+_REGIONAL = regex.compile(r"\p{Grapheme_Cluster_Break=Regional_Indicator}")
+_ASTRAL = regex.compile(r"[\U00010000-\U0010ffff]")
 
 # Look-alikes and the GSM-7 text that replaces them (smart encoding). Each maps to characters of the
 # basic table, so the replacement never costs more septets than a plain ASCII writer would have used.
@@ -159,15 +175,48 @@ def _gsm_parts(text: str) -> int:
     return _parts(text, 153, lambda a, b: b - a + bisect_left(escapes, b) - bisect_left(escapes, a))
 
 
-def _pack(sizes: list[int], part: int) -> int:
-    """Parts needed for graphemes of these sizes, a grapheme never split across two parts."""
-    segments, used = 1, 0
-    for size in sizes:
-        if used + size > part and used > 0:
-            segments += 1
-            used = 0
-        used += size
-    return segments
+def _surely_boundary(text: str, at: int) -> bool:
+    """Whether a grapheme boundary lies before ``text[at]`` whatever surrounds the pair."""
+    left, right = text[at - 1], text[at]
+    if _JOINS_RIGHT.match(left) or _JOINS_LEFT.match(right):
+        return False
+    return not (_REGIONAL.match(left) and _REGIONAL.match(right))
+
+
+def _ucs2_parts(text: str) -> int:
+    """Parts of 67 code units for a long UCS-2 text that has joining characters somewhere.
+
+    Whole graphemes are packed greedily (one that does not fit starts the next part), but they are
+    only walked near each cut: a cut that is surely a boundary stands; otherwise the walk starts at the
+    nearest earlier position that surely is one (or the part's start, always one)."""
+    astral = [match.start() for match in _ASTRAL.finditer(text)]
+
+    def units(a: int, b: int) -> int:
+        return b - a + bisect_left(astral, b) - bisect_left(astral, a)
+
+    parts, start, length = 0, 0, len(text)
+    while start < length:
+        parts += 1
+        end = min(length, start + 67)
+        while (over := units(start, end) - 67) > 0:
+            end -= (over + 1) // 2
+        if end >= length:
+            break
+        if _surely_boundary(text, end):
+            start = end
+            continue
+        safe = end - 1
+        while safe > start and not _surely_boundary(text, safe):
+            safe -= 1
+        cut = safe
+        for grapheme in _GRAPHEME.finditer(text, safe):
+            if grapheme.end() > end:
+                break
+            cut = grapheme.end()
+        if cut == start:  # one grapheme longer than a part: it goes alone, whole
+            cut = _GRAPHEME.match(text, start).end()  # type: ignore[union-attr]
+        start = cut
+    return parts
 
 
 def count_segments(text: str) -> SegmentCount:
@@ -184,5 +233,4 @@ def count_segments(text: str) -> SegmentCount:
         return SegmentCount(Encoding.ucs2, units, 1)
     if _JOINING.search(text) is None:  # every code point stands alone: no grapheme analysis needed
         return SegmentCount(Encoding.ucs2, units, _parts(text, 67, lambda a, b: _utf16_units(text[a:b])))
-    sizes = [_utf16_units(g) for g in _GRAPHEME.findall(text)]
-    return SegmentCount(Encoding.ucs2, units, _pack(sizes, 67))
+    return SegmentCount(Encoding.ucs2, units, _ucs2_parts(text))
