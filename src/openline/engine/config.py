@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import string
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,7 +16,10 @@ from openline.engine.texts import SystemText, check_template
 from openline.senders import list_senders
 
 __all__ = [
+    "BUILTIN_FORM_FIELDS",
     "CommunityConfig",
+    "FormConfig",
+    "FormField",
     "KeywordRule",
     "add_keyword",
     "add_word",
@@ -35,6 +40,92 @@ class KeywordRule(BaseModel):
     language: str | None = None
 
 
+# The member columns the sign-up form can ask for; any other field is kept in ``members.custom``.
+BUILTIN_FORM_FIELDS = ("first_name", "last_name", "city", "postcode", "country", "birthday", "email", "language")
+FieldKind = Literal["text", "number", "date", "choice"]
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Member data that is not a form field: a custom field by one of these names would be confusing.
+_RESERVED_FIELD_NAMES = frozenset({"id", "phone", "state", "tags", "custom", "time_zone", "time_zones"})
+
+
+class FormField(BaseModel):
+    """One field of the sign-up form: a built-in profile column, or a custom field of a given type."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: FieldKind | None = Field(None, description="Custom fields only: text, number, date or choice")
+    required: bool = False
+    labels: dict[str, str] = Field(default_factory=dict, description="Label per language (built-ins have defaults)")
+    choices: list[str] = Field(default_factory=list, description="The options of a choice field")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, label in value.items():
+            check_language(code)
+            if not label.strip() or len(label) > 200:
+                raise ValueError(f"the {code} label must be 1 to 200 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FormField:
+        if not _FIELD_NAME.match(self.name) or self.name in _RESERVED_FIELD_NAMES:
+            raise ValueError(f"{self.name!r} cannot be a field name (lower-case letters, digits and _, at most 40)")
+        if self.name in BUILTIN_FORM_FIELDS:
+            if self.type is not None or self.choices:
+                raise ValueError(f"{self.name} is a built-in field: its type and choices are fixed")
+            return self
+        if self.type is None:
+            raise ValueError(f"custom field {self.name} needs a type: text, number, date or choice")
+        if self.type == "choice":
+            if not self.choices or len(set(self.choices)) != len(self.choices):
+                raise ValueError(f"choice field {self.name} needs distinct choices")
+            if any(not c.strip() or len(c) > 100 for c in self.choices):
+                raise ValueError(f"the choices of {self.name} must be 1 to 100 characters each")
+        elif self.choices:
+            raise ValueError(f"only choice fields have choices ({self.name} is {self.type})")
+        return self
+
+
+def _default_form_fields() -> list[FormField]:
+    return [
+        FormField(name="first_name", required=True),
+        FormField(name="city"),
+        FormField(name="birthday"),
+        FormField(name="language"),
+    ]
+
+
+class FormConfig(BaseModel):
+    """The sign-up form: which fields it asks, in order, and the consent disclosure per language."""
+
+    model_config = ConfigDict(extra="forbid")
+    fields: list[FormField] = Field(default_factory=_default_form_fields, max_length=40)
+    disclosure: dict[str, str] = Field(
+        default_factory=dict, description="Consent text shown above the button, per language; {programme} is filled"
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _distinct_names(cls, value: list[FormField]) -> list[FormField]:
+        names = [f.name for f in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each form field appears once")
+        return value
+
+    @field_validator("disclosure")
+    @classmethod
+    def _disclosure(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, text in value.items():
+            check_language(code)
+            if not text.strip():
+                raise ValueError(f"the {code} disclosure is empty")
+            for _, name, _, _ in string.Formatter().parse(text):
+                if name is not None and name != "programme":
+                    raise ValueError(f"unknown placeholder {{{name}}} in the disclosure; known: {{programme}}")
+        return value
+
+
 class CommunityConfig(BaseModel):
     """A community's own settings, kept as JSON in ``communities.settings``."""
 
@@ -45,12 +136,13 @@ class CommunityConfig(BaseModel):
     default_language: str = "en"
     keywords: dict[str, KeywordRule] = Field(default_factory=dict)
     words: dict[Intent, dict[str, list[str]]] = Field(
-        default_factory=dict, description="Extra STOP/START/HELP/YES words per language"
+        default_factory=dict, description="Extra STOP/START/HELP/YES/PROFILE words per language"
     )
     texts: dict[str, dict[SystemText, str]] = Field(default_factory=dict, description="Per-language overrides")
     sender_texts: dict[str, dict[str, dict[SystemText, str]]] = Field(
         default_factory=dict, description="Overrides for one sender (by address), per language"
     )
+    form: FormConfig = Field(default_factory=FormConfig, description="The sign-up form's fields and disclosure")
 
     @field_validator("texts")
     @classmethod
@@ -130,9 +222,9 @@ def remove_keyword(conn: sa.Connection, community_id: int, word: str) -> bool:
 
 
 def add_word(conn: sa.Connection, community_id: int, intent: Intent, language: str, word: str) -> CommunityConfig:
-    """Teach the engine another word for STOP, START, HELP or YES in ``language``."""
-    if intent not in (Intent.stop, Intent.start, Intent.help, Intent.yes):
-        raise ValueError(f"words can be added for stop, start, help or yes (got {intent.value})")
+    """Teach the engine another word for STOP, START, HELP, YES or PROFILE in ``language``."""
+    if intent not in (Intent.stop, Intent.start, Intent.help, Intent.yes, Intent.profile):
+        raise ValueError(f"words can be added for stop, start, help, yes or profile (got {intent.value})")
     if not normalise(word):
         raise ValueError("the word is empty once punctuation and spaces are removed")
     words = {i: {lang: list(ws) for lang, ws in by.items()} for i, by in load_config(conn, community_id).words.items()}

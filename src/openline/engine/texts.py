@@ -19,6 +19,8 @@ class SystemText(StrEnum):
     confirmed = "confirmed"  # after YES/START: welcome, the sign-up link
     stopped = "stopped"  # after STOP: the last text they get
     help = "help"
+    profile = "profile"  # after PROFILE: a private link to see, change, download or erase their data
+    form_confirmation = "form_confirmation"  # after the sign-up form: thanks, and the contact card ({link})
     frequency = "frequency"  # a fragment used inside the others
 
 
@@ -38,7 +40,15 @@ DEFAULT_TEXTS: dict[str, dict[SystemText, str]] = {
         ),
         SystemText.stopped: ("{programme}: you're unsubscribed and won't get any more texts. Reply START to rejoin."),
         SystemText.help: (
-            "{programme}: {frequency}. Msg & data rates may apply. Help: {contact}. Reply STOP to opt out."
+            "{programme}: {frequency}. Msg & data rates may apply. Help: {contact}. Reply PROFILE for your data, "
+            "STOP to opt out."
+        ),
+        SystemText.profile: (
+            "{programme}: see, change, download or erase your data here (private link, valid 24 hours): {link}"
+        ),
+        SystemText.form_confirmation: (
+            "{programme}: thanks, your details are saved. Save my number so you know it's me: {link} "
+            "(Reply HELP for help, STOP to opt out.)"
         ),
     },
     "es": {
@@ -57,7 +67,14 @@ DEFAULT_TEXTS: dict[str, dict[SystemText, str]] = {
         ),
         SystemText.help: (
             "{programme}: {frequency}. Pueden aplicarse tarifas de mensajes y datos. Ayuda: {contact}. "
-            "Responde BAJA para darte de baja."
+            "Responde PERFIL para tus datos, BAJA para darte de baja."
+        ),
+        SystemText.profile: (
+            "{programme}: mira, cambia, descarga o borra tus datos aquí (enlace privado, válido 24 horas): {link}"
+        ),
+        SystemText.form_confirmation: (
+            "{programme}: gracias, tus datos están guardados. Guarda mi número para reconocerme: {link} "
+            "(Responde AYUDA para ayuda, BAJA para darte de baja.)"
         ),
     },
     "it": {
@@ -76,7 +93,14 @@ DEFAULT_TEXTS: dict[str, dict[SystemText, str]] = {
         ),
         SystemText.help: (
             "{programme}: {frequency}. Possono essere applicati costi di messaggi e dati. Assistenza: {contact}. "
-            "Rispondi STOP per annullare."
+            "Rispondi PROFILO per i tuoi dati, STOP per annullare."
+        ),
+        SystemText.profile: (
+            "{programme}: vedi, modifica, scarica o cancella i tuoi dati qui (link privato, valido 24 ore): {link}"
+        ),
+        SystemText.form_confirmation: (
+            "{programme}: grazie, i tuoi dati sono salvati. Salva il mio numero per riconoscermi: {link} "
+            "(Rispondi AIUTO per assistenza, STOP per annullare.)"
         ),
     },
     "hi": {
@@ -91,7 +115,15 @@ DEFAULT_TEXTS: dict[str, dict[SystemText, str]] = {
             "({frequency}। शुल्क लग सकते हैं। मदद के लिए HELP, बंद करने के लिए STOP लिखें।)"
         ),
         SystemText.stopped: ("{programme}: आपकी सदस्यता बंद कर दी गई है, अब कोई संदेश नहीं आएगा। फिर से जुड़ने के लिए START लिखें।"),
-        SystemText.help: ("{programme}: {frequency}। संदेश और डेटा शुल्क लग सकते हैं। मदद: {contact}। बंद करने के लिए STOP लिखें।"),
+        SystemText.help: (
+            "{programme}: {frequency}। संदेश और डेटा शुल्क लग सकते हैं। मदद: {contact}। "
+            "अपने डेटा के लिए PROFILE, बंद करने के लिए STOP लिखें।"
+        ),
+        SystemText.profile: ("{programme}: अपना डेटा यहाँ देखें, बदलें, डाउनलोड करें या मिटाएँ (निजी लिंक, 24 घंटे मान्य): {link}"),
+        SystemText.form_confirmation: (
+            "{programme}: धन्यवाद, आपकी जानकारी सहेज ली गई है। मुझे पहचानने के लिए मेरा नंबर सेव करें: {link} "
+            "(मदद के लिए HELP, बंद करने के लिए STOP लिखें।)"
+        ),
     },
 }
 

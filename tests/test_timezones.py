@@ -1,0 +1,94 @@
+"""Members' time zones from their number and from the place they give."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+import pytest
+
+from openline.timezones import country_zones, member_zones, zone_for_place, zones_for_number
+
+IDAHO = "+12085551234"  # area code 208: Mountain time in the south, Pacific in the panhandle
+MILAN_MOBILE = "+393471234567"
+
+
+def test_a_us_number_whose_area_code_spans_two_zones_keeps_both() -> None:
+    assert zones_for_number(IDAHO) == ["America/Boise", "America/Los_Angeles"]
+    assert member_zones(IDAHO, None, None, None) == (None, ["America/Boise", "America/Los_Angeles"])
+
+
+def test_a_toll_free_number_may_be_anywhere_in_the_plan() -> None:
+    zones = zones_for_number("+18005551234")
+    assert {"America/New_York", "America/Los_Angeles", "Pacific/Honolulu"} <= set(zones)
+    assert member_zones("+18005551234", None, None, None)[0] is None
+
+
+def test_an_italian_number_has_one_zone_under_its_own_countrys_name() -> None:
+    # libphonenumber says Europe/Rome and Europe/Vatican: one zone under two names, kept once.
+    assert zones_for_number(MILAN_MOBILE) == ["Europe/Rome"]
+    assert member_zones(MILAN_MOBILE, None, None, None) == ("Europe/Rome", ["Europe/Rome"])
+
+
+def test_deprecated_names_become_current_ones() -> None:
+    assert zones_for_number("+919876543210") == ["Asia/Kolkata"]  # not Asia/Calcutta
+
+
+@pytest.mark.parametrize("number", ["+447700900123", "+80012345678", "not a number", ""])
+def test_numbers_without_a_zone_give_none_and_never_the_unknown_placeholder(number: str) -> None:
+    assert zones_for_number(number) == []
+    assert member_zones(number, None, None, None) == (None, [])
+
+
+def test_a_us_zip_code_names_its_zone() -> None:
+    assert zone_for_place("US", "10001", None) == "America/New_York"
+    assert zone_for_place("US", "10001-1234", None) == "America/New_York"
+    assert zone_for_place("US", "83702", None) == "America/Boise"
+    assert zone_for_place("US", "abcde", None) is None
+
+
+def test_a_city_in_a_country_names_its_zone() -> None:
+    assert zone_for_place("IT", None, "Milan") == "Europe/Rome"
+    assert zone_for_place("it", None, "milano") == "Europe/Rome"
+    assert zone_for_place("US", None, "Boise") == "America/Boise"
+    assert zone_for_place("ES", None, "Las Palmas de Gran Canaria") == "Atlantic/Canary"
+    assert zone_for_place("BR", None, "Sao Paulo") == zone_for_place("BR", None, "São Paulo") == "America/Sao_Paulo"
+
+
+def test_a_country_with_one_zone_needs_no_city() -> None:
+    assert zone_for_place("IT", None, None) == "Europe/Rome"
+    assert zone_for_place("IN", None, "a village") == "Asia/Kolkata"
+    # The IANA table lists Europe/Busingen too, but no German city of 15,000 is in it.
+    assert zone_for_place("DE", None, None) == "Europe/Berlin"
+    assert country_zones("IT") == ["Europe/Rome"]
+
+
+def test_nothing_is_guessed_without_a_country_or_in_a_country_with_several_zones() -> None:
+    assert zone_for_place(None, "10001", "New York") is None  # could be an Italian CAP
+    assert zone_for_place("US", None, None) is None
+    assert zone_for_place("US", None, "Nowhere At All") is None
+    assert zone_for_place("XX", None, None) is None
+
+
+def test_the_place_a_member_gives_wins_over_their_number() -> None:
+    assert member_zones(IDAHO, "US", "10001", None) == ("America/New_York", ["America/New_York"])
+    assert member_zones(IDAHO, None, None, "Boise") == ("America/Boise", ["America/Boise"])  # the number's country
+    assert member_zones(MILAN_MOBILE, "US", None, "New York") == ("America/New_York", ["America/New_York"])
+
+
+def test_a_member_abroad_without_a_city_may_be_anywhere_in_their_country() -> None:
+    sure, zones = member_zones(MILAN_MOBILE, "US", None, None)
+    assert sure is None
+    assert "America/New_York" in zones and "Pacific/Honolulu" in zones and "Europe/Rome" not in zones
+
+
+def test_every_zone_named_is_one_zoneinfo_knows() -> None:
+    names = set(zones_for_number("+18005551234")) | set(zones_for_number("+61412345678")) | set(country_zones("US"))
+    for name in names | {zone_for_place("ES", None, "Las Palmas de Gran Canaria") or ""}:
+        zoneinfo.ZoneInfo(name)
+
+
+def test_results_are_copies_callers_may_change() -> None:
+    zones_for_number(IDAHO).append("Mars/Olympus")
+    member_zones(IDAHO, None, None, None)[1].clear()
+    assert zones_for_number(IDAHO) == ["America/Boise", "America/Los_Angeles"]
+    assert member_zones(IDAHO, None, None, None)[1] == ["America/Boise", "America/Los_Angeles"]
