@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -110,6 +111,15 @@ class Settings(BaseSettings):
     writer_max_batch: int = Field(
         1000, ge=1, le=100_000, description="Most writes the group-commit writer puts in one transaction."
     )
+    default_country: str | None = Field(
+        None,
+        description="ISO country code (e.g. `US`) of numbers written without a country code in member imports.",
+    )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Blank the text and media of messages older than this many days (unset: keep them forever).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -129,6 +139,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")) or value[-3:] == "://":
             raise ValueError("expected an http:// or https:// base URL such as https://sms.example.org")
         return value.rstrip("/")
+
+    @field_validator("default_country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("expected an ISO 3166 country code with a numbering plan, e.g. US, IT or GB")
+        return value.strip().upper()
 
     @field_validator("telnyx_public_key")
     @classmethod

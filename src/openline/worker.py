@@ -1,6 +1,6 @@
 """Background work, run by `openline serve` (beside the web server) and `openline worker`.
 
-The conversation engine, the dispatcher and the delivery-receipt applier.
+The conversation engine, the dispatcher, the delivery-receipt applier and message retention.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import sqlalchemy as sa
 
 from openline.dispatcher import Dispatcher
 from openline.engine import Engine
+from openline.erasure import erase_old_message_bodies
 from openline.providers import explain_error, outbound_providers
 from openline.receipts import apply_receipts
 from openline.runtime import Runtime
 
-__all__ = ["ENGINE_BATCH", "run_background", "run_engine", "run_receipts"]
+__all__ = ["ENGINE_BATCH", "run_background", "run_engine", "run_receipts", "run_retention"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ ENGINE_BATCH = 64
 IDLE_POLL_SECONDS = 0.25
 ERROR_BACKOFF_SECONDS = 1.0
 RECEIPTS_BATCH = 500
+# Retention blanks old message bodies hourly, this many per transaction (short, so ingest never waits long).
+RETENTION_BATCH = 1000
+RETENTION_INTERVAL_SECONDS = 3600.0
 
 
 async def _batches(
@@ -70,7 +74,12 @@ async def _batches(
 
 async def run_engine(runtime: Runtime, stop: asyncio.Event, queued: Callable[[], object] = lambda: None) -> None:
     """Process received texts until ``stop``; ``queued`` is told whenever a batch may have queued replies."""
-    engine = Engine(link_key=runtime.key_for("member-link"), base_url=runtime.base_url)
+    engine = Engine(
+        link_key=runtime.key_for("member-link"),
+        base_url=runtime.base_url,
+        profile_key=runtime.key_for("member-profile"),
+        suppression_key=runtime.key_for("suppression"),
+    )
 
     def conversation_engine(conn: sa.Connection) -> int:
         return engine.process_pending(conn, ENGINE_BATCH)
@@ -85,6 +94,39 @@ async def run_receipts(runtime: Runtime, stop: asyncio.Event) -> None:
         return apply_receipts(conn, datetime.now(UTC), limit=RECEIPTS_BATCH, explain=explain_error)
 
     await _batches(runtime, stop, delivery_receipts, full=RECEIPTS_BATCH)
+
+
+async def run_retention(runtime: Runtime, stop: asyncio.Event, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+    """Every ``interval``, blank the text and media of messages older than OPENLINE_RETENTION_DAYS, a
+    batch per transaction, until ``stop``. Does nothing when the setting is unset."""
+    days = runtime.settings.retention_days
+    if days is None:
+        return
+    while not stop.is_set():
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+
+        def old_bodies(conn: sa.Connection, cutoff: datetime = cutoff) -> int:
+            return erase_old_message_bodies(conn, cutoff, RETENTION_BATCH)
+
+        def own_transaction() -> int:
+            with runtime.db.write_engine.begin() as conn:
+                return old_bodies(conn)
+
+        blanked = 0
+        try:
+            while not stop.is_set():
+                done = await (
+                    runtime.writer.run(old_bodies) if runtime.db.is_sqlite else asyncio.to_thread(own_transaction)
+                )
+                blanked += done
+                if done < RETENTION_BATCH:
+                    break
+        except Exception as exc:
+            log.error("message retention failed, retrying in %.0f s: %s", interval, exc)
+        if blanked:
+            log.info("message retention: blanked %d message bodies older than %d days", blanked, days)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 async def _first(*waits: object) -> None:
@@ -113,5 +155,8 @@ async def run_background(runtime: Runtime, stop: asyncio.Event) -> None:
         )
         log.info("background work started: conversation engine and dispatcher (%s)", dispatcher.owner)
         await asyncio.gather(
-            run_engine(runtime, stop, queued=dispatcher.wake.set), run_receipts(runtime, stop), dispatcher.run(stop)
+            run_engine(runtime, stop, queued=dispatcher.wake.set),
+            run_receipts(runtime, stop),
+            dispatcher.run(stop),
+            run_retention(runtime, stop),
         )
