@@ -73,7 +73,7 @@ def _fill(db: Database, numbers: int) -> int:
 
 
 async def _drain(db: Database) -> float:
-    engine = Engine(link_key=b"bench", base_url="https://sms.example.org")
+    engine = Engine(link_key=b"bench", base_url="https://sms.example.org", profile_key=b"p", suppression_key=b"s")
     writer = Writer(db.write_engine)
     try:
         started = time.perf_counter()

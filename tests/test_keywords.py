@@ -26,6 +26,12 @@ def test_stop_words_in_every_language(word: str) -> None:
         ("YES", Intent.yes),
         ("Sì", Intent.yes),
         ("हाँ", Intent.yes),
+        ("Profile", Intent.profile),
+        ("my data!", Intent.profile),
+        ("PERFIL", Intent.profile),
+        ("profilo", Intent.profile),
+        ("प्रोफ़ाइल", Intent.profile),
+        ("\u092a\u094d\u0930\u094b\u095e\u093e\u0907\u0932", Intent.profile),  # फ़ as one code point
     ],
 )
 def test_the_other_carrier_keywords(word: str, intent: Intent) -> None:

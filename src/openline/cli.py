@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openline._version import __version__
+from openline.cli_segments import app as segments_app
 from openline.communities import DEFAULT_SLUG, UnknownCommunity, bootstrap, get_community
 from openline.db import Database, DatabaseError, ensure_current, upgrade
 from openline.engine.config import (
@@ -29,6 +30,7 @@ from openline.engine.config import (
 )
 from openline.engine.keywords import Intent
 from openline.engine.texts import SystemText
+from openline.installation import purpose_key
 from openline.outbox import queue_text
 from openline.runtime import Runtime
 from openline.senders import add_sender, list_senders
@@ -55,6 +57,7 @@ community_app = typer.Typer(help="How the community introduces itself and unders
 keywords_app = typer.Typer(help="Keywords that tag members (MILAN → tag milan).", no_args_is_help=True)
 app.add_typer(community_app, name="community")
 app.add_typer(keywords_app, name="keywords")
+app.add_typer(segments_app, name="segments")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -110,6 +113,12 @@ def _admin_connection() -> Iterator[sa.Connection]:
         fail(str(exc))
     finally:
         db.dispose()
+
+
+def installation_key(conn: sa.Connection, purpose: str) -> bytes:
+    """The key the running service uses for ``purpose`` (``Runtime.key_for``)."""
+    configured = _settings().secret_key
+    return purpose_key(conn, configured.get_secret_value() if configured else None, purpose)
 
 
 def _validation_message(error: Any) -> str:
@@ -298,7 +307,13 @@ def send(
     """Queue one transactional text; the running service's dispatcher sends it."""
     with _admin_connection() as conn:
         resource, _ = queue_text(
-            conn, get_community(conn, community).id, to, body, sender=sender, media_urls=tuple(media or ())
+            conn,
+            get_community(conn, community).id,
+            to,
+            body,
+            suppression_key=installation_key(conn, "suppression"),
+            sender=sender,
+            media_urls=tuple(media or ()),
         )
     out.print(
         f"queued message {resource.id} to {resource.to} from {resource.sender}: "
@@ -335,7 +350,7 @@ def community_set(
 
 @community_app.command("word")
 def community_word(
-    intent: Annotated[Intent, typer.Argument(help="stop, start, help or yes.")],
+    intent: Annotated[Intent, typer.Argument(help="stop, start, help, yes or profile.")],
     word: Annotated[str, typer.Argument(help="The word, as members write it.")],
     language: Annotated[str, typer.Option(help="ISO 639-1 code of the word's language.")],
     community: CommunityOption = DEFAULT_SLUG,
@@ -394,6 +409,14 @@ def keywords_remove(
         if not remove_keyword(conn, get_community(conn, community).id, word):
             fail(f"no keyword {word.strip().upper()!r}")
     out.print(f"removed {word.strip().upper()}")
+
+
+from openline.cli_members import members_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(members_app, name="members")
+
+
+import openline.cli_form  # noqa: E402, F401  (adds `openline form ...`; it builds on the helpers above)
 
 
 def main() -> None:

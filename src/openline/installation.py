@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from openline.db import schema
 from openline.db.sql import insert_ignoring_duplicates
 
-__all__ = ["derive_key", "secret_key"]
+__all__ = ["derive_key", "purpose_key", "secret_key"]
 
 
 def secret_key(conn: sa.Connection, configured: str | None) -> bytes:
@@ -35,3 +35,8 @@ def secret_key(conn: sa.Connection, configured: str | None) -> bytes:
 def derive_key(root: bytes, purpose: str) -> bytes:
     """A key for one purpose only, so a signature made for one use is worthless for another."""
     return hmac.new(root, purpose.encode(), hashlib.sha256).digest()
+
+
+def purpose_key(conn: sa.Connection, configured: str | None, purpose: str) -> bytes:
+    """The key a running service derives for ``purpose`` (``Runtime.key_for``), for admin commands."""
+    return derive_key(secret_key(conn, configured), purpose)

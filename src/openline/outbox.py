@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from openline.db import schema
 from openline.encoding import Encoding, count_segments, smart_encode
+from openline.erasure import is_suppressed
 from openline.phone import to_e164
 from openline.states import Direction, MemberState, MessageKind, MessageState
 
@@ -111,14 +112,18 @@ def queue_text(
     to: str,
     body: str,
     *,
+    suppression_key: bytes,
     sender: str | None = None,
     media_urls: tuple[str, ...] = (),
     idempotency_key: str | None = None,
+    kind: MessageKind = MessageKind.reply,
 ) -> tuple[MessageResource, bool]:
-    """Queue one text from the owner's side; returns (the message, whether it was created now).
+    """Queue one text from the owner's side (or openline's own, with ``kind=system``); returns (the
+    message, whether it was created now).
 
     Raises ValueError subclasses with a clear message: an invalid number or sender, an empty or
-    too-long body, a number that opted out, an Idempotency-Key reused for a different text.
+    too-long body, a number that opted out or erased their data (``suppression_key`` hashes numbers
+    as openline.erasure does), an Idempotency-Key reused for a different text.
     """
     phone = to_e164(to)
     if idempotency_key is not None:
@@ -146,6 +151,8 @@ def queue_text(
     ).one_or_none()
     if member is not None and member.state in (MemberState.unsubscribed, MemberState.blocked):
         raise OptedOut(f"{phone} has opted out (or was blocked); nothing can be sent to it")
+    if member is None and is_suppressed(conn, community_id, suppression_key, phone):
+        raise OptedOut(f"{phone} erased their data and is not texted unless they opt in again")
     sender_id = _choose_sender(conn, community_id, sender, member.id if member is not None else None)
     conversation = (
         conn.execute(
@@ -164,7 +171,7 @@ def queue_text(
         .values(
             community_id=community_id,
             direction=Direction.outbound,
-            kind=MessageKind.reply,
+            kind=kind,
             state=MessageState.queued,
             sender_id=sender_id,
             phone=phone,

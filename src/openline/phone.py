@@ -9,7 +9,7 @@ import phonenumbers
 
 from openline.states import SenderKind
 
-__all__ = ["InvalidAddress", "classify_sender_address", "to_e164"]
+__all__ = ["InvalidAddress", "classify_sender_address", "region_of", "to_e164"]
 
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 # GSM alphanumeric sender IDs: up to 11 letters, digits and spaces, at least one letter.
@@ -33,6 +33,16 @@ def to_e164(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidAddress(f"{raw!r} is not a valid phone number in any numbering plan")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=65_536)
+def region_of(e164: str) -> str | None:
+    """The ISO country code of a valid E.164 number (``IT`` for +39...), None if it has none (+800...)."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    except phonenumbers.NumberParseException:
+        return None
+    return None if region in (None, "001", "ZZ") else str(region)
 
 
 def classify_sender_address(raw: str) -> tuple[str, SenderKind]:

@@ -180,6 +180,8 @@ def _zip_zone(postcode: str) -> str | None:
     return _modern(zone) if zone else None
 
 
+# Imports and forms repeat the same places; a lookup depends only on its arguments.
+@lru_cache(maxsize=16_384)
 def zone_for_place(country: str | None, postcode: str | None, city: str | None) -> str | None:
     """The one zone a place is in, when the data tells it for sure; else None.
 

@@ -26,6 +26,7 @@ class Intent(StrEnum):
     start = "start"
     help = "help"
     yes = "yes"
+    profile = "profile"  # "send me my data": a private link to see, change, download or erase it
     keyword = "keyword"
     text = "text"
 
@@ -69,11 +70,17 @@ DEFAULT_WORDS: dict[Intent, dict[str, tuple[str, ...]]] = {
         "it": ("aiuto", "informazioni"),
         "hi": ("मदद", "सहायता", "madad"),
     },
+    Intent.profile: {
+        "en": ("profile", "my profile", "my data"),
+        "es": ("perfil", "mis datos"),
+        "it": ("profilo", "i miei dati"),
+        "hi": ("प्रोफ़ाइल", "प्रोफाइल", "मेरा डेटा"),
+    },
 }
 
 # STOP wins over every other reading of the same word ("para" is also Spanish for "for"): an
 # unwanted text after someone asked to stop is worse than a missed "yes".
-_PRECEDENCE = (Intent.stop, Intent.start, Intent.help, Intent.yes)
+_PRECEDENCE = (Intent.stop, Intent.start, Intent.help, Intent.yes, Intent.profile)
 
 
 @dataclass(frozen=True)

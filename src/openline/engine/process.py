@@ -26,8 +26,11 @@ from openline.engine.config import CommunityConfig, load_config
 from openline.engine.keywords import Intent, Match, classify
 from openline.engine.language import LanguageGuesser
 from openline.engine.texts import SystemText, render
-from openline.links import sign_member_link
+from openline.erasure import ERASED_PHONE, is_suppressed, lift_suppression
+from openline.links import sign_member_link, sign_profile_link
+from openline.phone import region_of
 from openline.states import ConsentSource, Direction, MemberState, MessageKind, MessageState
+from openline.timezones import member_zones
 
 __all__ = ["ENGINE_LOCK", "Engine"]
 
@@ -60,6 +63,12 @@ _PENDING = (
 _FIND_MEMBER = sa.select(mem.id, mem.state, mem.language).where(mem.community_id == B("c"), mem.phone == B("p"))
 _CREATE_MEMBER = sa.insert(schema.members).returning(mem.id)
 _SET_STATE = sa.update(schema.members).where(mem.id == B("_id")).values(state=B("state"), updated_at=B("now"))
+# Subscribing also dates the join, once: "joined this week" counts first joins, not every START.
+_SUBSCRIBE = (
+    sa.update(schema.members)
+    .where(mem.id == B("_id"))
+    .values(state=MemberState.subscribed, updated_at=B("now"), joined_at=sa.func.coalesce(mem.joined_at, B("now")))
+)
 _SET_LANGUAGE = sa.update(schema.members).where(mem.id == B("_id")).values(language=B("language"), updated_at=B("now"))
 _LEDGER = sa.insert(schema.consent_events)
 _HAS_TAG = sa.select(schema.member_tags.c.tag).where(
@@ -77,6 +86,12 @@ _DONE = (
     sa.update(schema.messages)
     .where(m.id == B("_id"))
     .values(state=B("state"), member_id=B("member"), conversation_id=B("conversation"), updated_at=B("now"))
+)
+# A text from an erased number that is not an opt-in: stored like an erased member's (see openline.erasure).
+_FORGET = (
+    sa.update(schema.messages)
+    .where(m.id == B("_id"))
+    .values(state=MessageState.processed, phone=ERASED_PHONE, body="", media=None, updated_at=B("now"))
 )
 _FAILED = (
     sa.update(schema.messages)
@@ -113,6 +128,9 @@ class Engine:
 
     link_key: bytes
     base_url: str
+    # Keys for the PROFILE link and for the erased numbers' hashes (see openline.erasure).
+    profile_key: bytes
+    suppression_key: bytes
     config_ttl: float = 5.0
     _communities: dict[int, _Community] = field(default_factory=dict)
 
@@ -181,6 +199,13 @@ class Engine:
         }
         replies: list[SystemText | str] = []
 
+        if member is None and is_suppressed(conn, text.community_id, self.suppression_key, text.phone):
+            if match.intent not in (Intent.start, Intent.yes):
+                # Erased at their request: neither answered, nor made a member again, nor kept.
+                conn.execute(_FORGET, {"_id": text.id, "now": now})
+                return
+            lift_suppression(conn, text.community_id, self.suppression_key, text.phone)  # they opted in again
+
         if member is None:
             state = MemberState.unsubscribed if match.intent is Intent.stop else MemberState.pending
             member = self._create_member(conn, text.community_id, text.phone, state, language, now)
@@ -241,6 +266,8 @@ class Engine:
             return [SystemText.confirmed]
         if match.intent is Intent.help:
             return [SystemText.help]
+        if match.intent is Intent.profile:
+            return [SystemText.profile]
         return []
 
     # -- storage helpers -----------------------------------------------------------------------
@@ -258,6 +285,7 @@ class Engine:
         language: str | None,
         now: datetime,
     ) -> _Member:
+        zone, zones = member_zones(phone, None, None, None)
         member_id = conn.execute(
             _CREATE_MEMBER,
             {
@@ -265,6 +293,9 @@ class Engine:
                 "phone": phone,
                 "state": state,
                 "language": language,
+                "country": region_of(phone),
+                "time_zone": zone,
+                "time_zones": zones,
                 "custom": {},
                 "created_at": now,
                 "updated_at": now,
@@ -281,7 +312,10 @@ class Engine:
         evidence: dict[str, Any],
         now: datetime,
     ) -> None:
-        conn.execute(_SET_STATE, {"_id": member.id, "state": state, "now": now})
+        if state is MemberState.subscribed:
+            conn.execute(_SUBSCRIBE, {"_id": member.id, "now": now})
+        else:
+            conn.execute(_SET_STATE, {"_id": member.id, "state": state, "now": now})
         self._ledger(conn, community_id, member.id, member.state, state, evidence, now)
         member.state = state
 
@@ -335,7 +369,10 @@ class Engine:
     def _render(self, name: SystemText, community: _Community, member: _Member, text: Any) -> str:
         config = community.config
         language = member.language or config.default_language
-        link = f"{self.base_url}/join/{sign_member_link(self.link_key, member.id, schema.utcnow())}"
+        if name is SystemText.profile:
+            link = f"{self.base_url}/profile/{sign_profile_link(self.profile_key, member.id, schema.utcnow())}"
+        else:
+            link = f"{self.base_url}/join/{sign_member_link(self.link_key, member.id, schema.utcnow())}"
         values = {"programme": config.programme or community.name, "contact": config.contact, "link": link}
         sender = config.sender_texts.get(text.sender_address, {})
         return render(name, language, values, _by_name(sender), _by_name(config.texts))

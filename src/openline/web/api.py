@@ -126,6 +126,7 @@ async def post_message(
             current.id,
             text.to,
             text.body,
+            suppression_key=runtime.key_for("suppression"),
             sender=text.sender,
             media_urls=tuple(text.media_urls),
             idempotency_key=idempotency_key,

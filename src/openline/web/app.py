@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from openline._version import __version__
 from openline.runtime import Runtime
 from openline.spool import replay_until_stopped
-from openline.web import api, health, join, simulator
+from openline.web import api, api_members, card, health, join, profile, simulator
+from openline.web.api_segments import router as segments_router
 from openline.webhooks import ROUTES as WEBHOOK_ROUTES
 
 __all__ = ["create_app"]
@@ -55,7 +56,11 @@ def create_app(runtime: Runtime, *, background: Background | None = None, own_ru
     app.include_router(health.router)
     app.router.routes.extend(WEBHOOK_ROUTES)
     app.include_router(api.router)
+    app.include_router(segments_router)
+    app.include_router(api_members.router)
     app.include_router(join.router)
+    app.include_router(profile.router)
+    app.include_router(card.router)
     if runtime.settings.simulator:
         app.include_router(simulator.router)
     return app
