@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
-import sqlalchemy as sa
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from openline._version import __version__
+from openline.cli_common import CommunityOption, admin_connection, fail, installation_key, out, settings_or_exit
+from openline.cli_form import form_app
+from openline.cli_members import members_app
 from openline.cli_segments import app as segments_app
-from openline.communities import DEFAULT_SLUG, UnknownCommunity, bootstrap, get_community
-from openline.db import Database, DatabaseError, ensure_current, upgrade
+from openline.communities import DEFAULT_SLUG, bootstrap, get_community
+from openline.db import Database, DatabaseError, upgrade
 from openline.engine.config import (
     KeywordRule,
     add_keyword,
@@ -30,11 +27,10 @@ from openline.engine.config import (
 )
 from openline.engine.keywords import Intent
 from openline.engine.texts import SystemText
-from openline.installation import purpose_key
 from openline.outbox import queue_text
 from openline.runtime import Runtime
 from openline.senders import add_sender, list_senders
-from openline.settings import Settings, SettingsError, load_settings
+from openline.settings import Settings
 from openline.tokens import create_token, list_tokens, revoke_token
 
 __all__ = ["app", "main"]
@@ -58,29 +54,11 @@ keywords_app = typer.Typer(help="Keywords that tag members (MILAN → tag milan)
 app.add_typer(community_app, name="community")
 app.add_typer(keywords_app, name="keywords")
 app.add_typer(segments_app, name="segments")
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+app.add_typer(members_app, name="members")
+app.add_typer(form_app, name="form")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: OPENLINE_HOST or 127.0.0.1]")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on [default: OPENLINE_PORT or 8000]")]
-CommunityOption = Annotated[str, typer.Option("--community", help="The community's slug.")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        fail(str(exc), 2)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "debug":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-    return settings
 
 
 def _open_runtime(settings: Settings) -> Runtime:
@@ -88,42 +66,6 @@ def _open_runtime(settings: Settings) -> Runtime:
         return Runtime.open(settings, migrate=Database(settings.database_url).is_sqlite)
     except DatabaseError as exc:
         fail(str(exc))
-
-
-@contextmanager
-def _admin_connection() -> Iterator[sa.Connection]:
-    """A write transaction for an admin command. On SQLite the schema is brought up to date first
-    (one box, one file); on PostgreSQL it must already be, via `openline db upgrade`."""
-    settings = _settings()
-    db = Database(settings.database_url)
-    try:
-        db.check_reachable()
-        if db.is_sqlite:
-            upgrade(db)
-        else:
-            ensure_current(db)
-        with db.write_engine.begin() as conn:
-            bootstrap(conn, settings.community_name)
-            yield conn
-    except DatabaseError as exc:
-        fail(str(exc))
-    except ValidationError as exc:
-        fail("; ".join(_validation_message(e) for e in exc.errors()))
-    except (ValueError, UnknownCommunity) as exc:
-        fail(str(exc))
-    finally:
-        db.dispose()
-
-
-def installation_key(conn: sa.Connection, purpose: str) -> bytes:
-    """The key the running service uses for ``purpose`` (``Runtime.key_for``)."""
-    configured = _settings().secret_key
-    return purpose_key(conn, configured.get_secret_value() if configured else None, purpose)
-
-
-def _validation_message(error: Any) -> str:
-    where = ".".join(map(str, error["loc"])) or "value"
-    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def _version(value: bool) -> None:
@@ -166,14 +108,14 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 
     On SQLite (the embedded default) the database is created and migrated on start.
     """
-    settings = _settings()
+    settings = settings_or_exit()
     _run_web(settings, _open_runtime(settings), host, port, background=True)
 
 
 @app.command()
 def web(host: HostOption = None, port: PortOption = None) -> None:
     """Run only the web server (webhooks, API, dashboard); pair it with `openline worker`."""
-    settings = _settings()
+    settings = settings_or_exit()
     _run_web(settings, _open_runtime(settings), host, port, background=False)
 
 
@@ -182,7 +124,7 @@ def worker() -> None:
     """Run only the background work (conversation engine and dispatcher), until interrupted."""
     from openline.worker import run_background
 
-    settings = _settings()
+    settings = settings_or_exit()
     runtime = _open_runtime(settings)
 
     async def main() -> None:
@@ -201,7 +143,7 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to this version of openline."""
-    settings = _settings()
+    settings = settings_or_exit()
     db = Database(settings.database_url)
     try:
         db.check_reachable()
@@ -227,7 +169,7 @@ def senders_add(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Add a number the community answers on."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         sender = add_sender(
             conn,
             get_community(conn, community).id,
@@ -243,7 +185,7 @@ def senders_add(
 @senders_app.command("list")
 def senders_list(community: CommunityOption = DEFAULT_SLUG) -> None:
     """List the community's senders."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         found = list_senders(conn, get_community(conn, community).id)
     table = Table("address", "kind", "provider", "segments/s", "daily cap", "smart encoding")
     for s in found:
@@ -264,7 +206,7 @@ def tokens_create(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Create an API token and print it (it is stored hashed and cannot be shown again)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         token = create_token(conn, get_community(conn, community).id, name)
     print(token)
 
@@ -275,7 +217,7 @@ def tokens_revoke(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Revoke an API token: requests with it are refused from now on."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         if not revoke_token(conn, get_community(conn, community).id, name):
             fail(f"no live token named {name!r}")
     out.print(f"revoked {name}")
@@ -284,7 +226,7 @@ def tokens_revoke(
 @tokens_app.command("list")
 def tokens_list(community: CommunityOption = DEFAULT_SLUG) -> None:
     """List API tokens (names and dates; token values are never stored)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         found = list_tokens(conn, get_community(conn, community).id)
     table = Table("name", "created", "revoked")
     for t in found:
@@ -305,7 +247,7 @@ def send(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Queue one transactional text; the running service's dispatcher sends it."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         resource, _ = queue_text(
             conn,
             get_community(conn, community).id,
@@ -324,7 +266,7 @@ def send(
 @community_app.command("show")
 def community_show(community: CommunityOption = DEFAULT_SLUG) -> None:
     """Show the community's settings (programme name, languages, keywords, words, texts)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         found = get_community(conn, community)
         config = load_config(conn, found.id)
     out.print(f"{found.name} ({found.slug})")
@@ -343,7 +285,7 @@ def community_set(
     changes: dict[str, object] = {"programme": programme, "contact": contact, "default_language": default_language}
     if languages is not None:
         changes["languages"] = [code.strip() for code in languages.split(",") if code.strip()]
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         update_config(conn, get_community(conn, community).id, **{k: v for k, v in changes.items() if v is not None})
     out.print("saved")
 
@@ -356,7 +298,7 @@ def community_word(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Teach openline another word for STOP, START, HELP or YES."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         add_word(conn, get_community(conn, community).id, intent, language, word)
     out.print(f"{word} now means {intent.value.upper()} ({language})")
 
@@ -370,7 +312,7 @@ def community_text(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Replace one of openline's own texts in one language (for the community, or one sender)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         set_text(conn, get_community(conn, community).id, language, name, template, sender)
     out.print(f"{name.value} ({language}{', ' + sender if sender else ''}) saved")
 
@@ -384,7 +326,7 @@ def keywords_add(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Add (or change) a keyword."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         add_keyword(conn, get_community(conn, community).id, word, KeywordRule(tag=tag, reply=reply, language=language))
     out.print(f"{word.strip().upper()} tags members {tag!r}")
 
@@ -392,7 +334,7 @@ def keywords_add(
 @keywords_app.command("list")
 def keywords_list(community: CommunityOption = DEFAULT_SLUG) -> None:
     """List keywords."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         config = load_config(conn, get_community(conn, community).id)
     table = Table("keyword", "tag", "language", "reply")
     for word, rule in sorted(config.keywords.items()):
@@ -405,18 +347,10 @@ def keywords_remove(
     word: Annotated[str, typer.Argument(help="The keyword.")], community: CommunityOption = DEFAULT_SLUG
 ) -> None:
     """Remove a keyword (tags already given stay)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         if not remove_keyword(conn, get_community(conn, community).id, word):
             fail(f"no keyword {word.strip().upper()!r}")
     out.print(f"removed {word.strip().upper()}")
-
-
-from openline.cli_members import members_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(members_app, name="members")
-
-
-import openline.cli_form  # noqa: E402, F401  (adds `openline form ...`; it builds on the helpers above)
 
 
 def main() -> None:

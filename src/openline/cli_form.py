@@ -1,4 +1,4 @@
-"""`openline form ...`: the sign-up form's fields and consent disclosure (added to `openline` by cli.py)."""
+"""`openline form ...`: the sign-up form's fields and consent disclosure ."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from openline.cli import CommunityOption, _admin_connection, app, fail, out
+from openline.cli_common import CommunityOption, admin_connection, fail, out
 from openline.communities import DEFAULT_SLUG, get_community
 from openline.engine.config import BUILTIN_FORM_FIELDS, FormField, load_config
 from openline.forms import (
@@ -25,7 +25,6 @@ __all__ = ["form_app"]
 form_app = typer.Typer(help="The sign-up form members get a link to: fields and disclosure.", no_args_is_help=True)
 field_app = typer.Typer(help="The form's fields (built-in profile fields and custom ones).", no_args_is_help=True)
 form_app.add_typer(field_app, name="field")
-app.add_typer(form_app, name="form")
 
 
 @form_app.command("show")
@@ -34,7 +33,7 @@ def form_show(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Show the form's fields, in order, and its consent disclosure."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         found = get_community(conn, community)
         config = load_config(conn, found.id)
     table = Table("field", "type", "required", "label", "choices")
@@ -85,7 +84,7 @@ def field_add(
         new = FormField.model_validate(spec)
     except ValidationError as exc:
         fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         add_form_field(conn, get_community(conn, community).id, new)
     out.print(f"the form asks {name.strip()} ({'required' if required else 'optional'})")
 
@@ -95,7 +94,7 @@ def field_remove(
     name: Annotated[str, typer.Argument(help="The field's name.")], community: CommunityOption = DEFAULT_SLUG
 ) -> None:
     """Stop asking a field (answers members already gave are kept)."""
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         if not remove_form_field(conn, get_community(conn, community).id, name.strip()):
             fail(f"the form has no field {name.strip()!r}")
     out.print(f"removed {name.strip()}")
@@ -113,6 +112,6 @@ def form_disclosure(
     """Set the consent disclosure the form shows (and the consent ledger records) in one language."""
     if (text is None) == (not reset):
         fail("give the disclosure TEXT, or --reset")
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         set_disclosure(conn, get_community(conn, community).id, language, None if reset else text)
     out.print(f"disclosure ({language}): " + ("back to openline's own" if reset else "saved"))

@@ -15,8 +15,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-# The parent CLI imports this module to register it; its helpers are looked up when a command runs.
-from openline import cli as _cli
+from openline.cli_common import CommunityOption, admin_connection, err, fail, installation_key, out, settings_or_exit
 from openline.communities import DEFAULT_SLUG, get_community
 from openline.db import Database, DatabaseError
 from openline.db.checkpoint import Checkpointer
@@ -33,7 +32,6 @@ __all__ = ["members_app"]
 
 members_app = typer.Typer(help="Members: import from CSV, export, look up, erase.", no_args_is_help=True)
 
-CommunityOption = Annotated[str, typer.Option("--community", help="The community's slug.")]
 PhoneArgument = Annotated[str, typer.Argument(help="The member's number (E.164, or national with a default country).")]
 
 
@@ -46,7 +44,7 @@ def _phone(raw: str, settings: Settings) -> str:
     try:
         return to_e164(raw, settings.default_country)
     except InvalidAddress as exc:
-        _cli.fail(str(exc))
+        fail(str(exc))
 
 
 @contextmanager
@@ -57,7 +55,7 @@ def _database(settings: Settings) -> Iterator[Database]:
     try:
         yield db
     except DatabaseError as exc:
-        _cli.fail(str(exc))
+        fail(str(exc))
     finally:
         db.dispose()
 
@@ -67,7 +65,7 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         column, sep, target = pair.partition("=")
         if not sep or not column.strip() or not target.strip():
-            _cli.fail(f"--map {pair!r}: expected COLUMN=FIELD, e.g. --map 'Mobile number=phone'")
+            fail(f"--map {pair!r}: expected COLUMN=FIELD, e.g. --map 'Mobile number=phone'")
         found[column.strip()] = target.strip()
     return found
 
@@ -87,17 +85,17 @@ def members_import(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Import members from CSV; rejected rows go to FILE.errors.csv with the reason."""
-    settings = _cli._settings()
+    settings = settings_or_exit()
     column_map = _parse_map(map_ or [])
     country = settings.default_country
     if default_country is not None:
         try:
             country = check_country(default_country)
         except ValueError as exc:
-            _cli.fail(f"--default-country: {exc}")
-    with _cli._admin_connection() as conn:
+            fail(f"--default-country: {exc}")
+    with admin_connection() as conn:
         community_id = get_community(conn, community).id
-        key = _cli.installation_key(conn, "suppression")
+        key = installation_key(conn, "suppression")
     with _database(settings) as db:
         # openline's SQLite connections leave checkpoints to a thread of their own (db/checkpoint.py);
         # without one a large import would grow the WAL file by its whole size.
@@ -108,7 +106,7 @@ def members_import(
                 return work(conn)
 
         columns = (TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=_cli.err, transient=True) as progress:
+        with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("import", total=file.stat().st_size)
             try:
                 summary = import_members(
@@ -124,7 +122,7 @@ def members_import(
                     progress=lambda done: progress.update(task, completed=done),
                 )
             except ColumnMapError as exc:
-                _cli.fail(str(exc))
+                fail(str(exc))
             finally:
                 if checkpointer is not None:
                     checkpointer.close()
@@ -138,12 +136,12 @@ def _print_summary(summary: ImportSummary) -> None:
         f"{summary.errors:,}",
         f"{summary.subscribed:,}",
     )
-    _cli.out.print(f"{summary.file}{' (dry run: nothing stored)' if summary.dry_run else ''}")
-    _cli.out.print(table)
+    out.print(f"{summary.file}{' (dry run: nothing stored)' if summary.dry_run else ''}")
+    out.print(table)
     if summary.ignored_columns:
-        _cli.out.print(f"ignored columns: {', '.join(summary.ignored_columns)}")
+        out.print(f"ignored columns: {', '.join(summary.ignored_columns)}")
     if summary.error_report:
-        _cli.out.print(f"rejected and skipped rows, with the reason: {summary.error_report}")
+        out.print(f"rejected and skipped rows, with the reason: {summary.error_report}")
 
 
 @members_app.command("export")
@@ -155,8 +153,8 @@ def members_export(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Export every member of the community: profile, tags, custom fields and consent."""
-    settings = _cli._settings()
-    with _cli._admin_connection() as conn:
+    settings = settings_or_exit()
+    with admin_connection() as conn:
         community_id = get_community(conn, community).id
     with _database(settings) as db:
         target: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
@@ -171,16 +169,16 @@ def members_export(
 @members_app.command("show")
 def members_show(phone: PhoneArgument, community: CommunityOption = DEFAULT_SLUG) -> None:
     """Print everything openline holds about one member, as JSON (what they may ask to see)."""
-    settings = _cli._settings()
+    settings = settings_or_exit()
     number = _phone(phone, settings)
-    with _cli._admin_connection() as conn:
+    with admin_connection() as conn:
         member_id = find_member_id(conn, get_community(conn, community).id, number)
         if member_id is None:
-            _cli.fail(f"no member with the number {number}")
+            fail(f"no member with the number {number}")
         try:
             record = member_record(conn, member_id)
         except MemberNotFound as exc:
-            _cli.fail(str(exc))
+            fail(str(exc))
     print(json.dumps(record, indent=2, ensure_ascii=False))
 
 
@@ -193,11 +191,11 @@ def members_erase(
 ) -> None:
     """Erase a member's personal data and texts; the number is never texted or imported again
     unless the person texts in to join again."""
-    settings = _cli._settings()
+    settings = settings_or_exit()
     number = _phone(phone, settings)
     if not yes:
         typer.confirm(f"Erase {number} and everything exchanged with it? This cannot be undone", abort=True)
-    with _cli._admin_connection() as conn:
-        key = _cli.installation_key(conn, "suppression")
+    with admin_connection() as conn:
+        key = installation_key(conn, "suppression")
         was_member = erase_phone(conn, get_community(conn, community).id, number, key=key, now=utcnow(), reason=reason)
-    _cli.out.print(f"erased {number}{'' if was_member else ' (not a member; its texts, if any, were erased)'}")
+    out.print(f"erased {number}{'' if was_member else ' (not a member; its texts, if any, were erased)'}")

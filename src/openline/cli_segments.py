@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from openline.cli_common import CommunityOption, admin_connection, fail, out
 from openline.communities import DEFAULT_SLUG, get_community
 from openline.db.schema import utcnow
 from openline.segments import (
@@ -25,8 +26,6 @@ __all__ = ["app"]
 
 app = typer.Typer(help="Segments: members chosen by a filter (see docs/segments.md).", no_args_is_help=True)
 
-# Repeated from openline.cli, which imports this module before it defines its own.
-CommunityOption = Annotated[str, typer.Option("--community", help="The community's slug.")]
 FilterArgument = Annotated[
     str,
     typer.Argument(
@@ -34,13 +33,6 @@ FilterArgument = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _fail(message: str) -> NoReturn:
-    # Deferred: openline.cli imports this module while it is being defined.
-    from openline.cli import fail
-
-    fail(message)
 
 
 def _parsed(written: str) -> Filter:
@@ -51,7 +43,7 @@ def _parsed(written: str) -> Filter:
         message = escape(str(exc))
         if exc.column is not None and "\n" not in written:
             message += f"\n  {escape(written)}\n  {' ' * (exc.column - 1)}^"
-        _fail(message)
+        fail(message)
 
 
 def _members(count: int) -> str:
@@ -61,10 +53,9 @@ def _members(count: int) -> str:
 @app.command("count")
 def segments_count(written: FilterArgument, community: CommunityOption = DEFAULT_SLUG) -> None:
     """Count the members a filter matches right now."""
-    from openline.cli import _admin_connection, out
 
     node = _parsed(written)
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         count = count_members(conn, get_community(conn, community).id, node, utcnow())
     out.print(f"{_members(count)}: {escape(to_text(node))}")
 
@@ -76,10 +67,9 @@ def segments_save(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Save a filter under a name (replacing a segment of that name)."""
-    from openline.cli import _admin_connection, out
 
     node = _parsed(written)
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         community_id = get_community(conn, community).id
         created = save_segment(conn, community_id, name, node)
         count = count_members(conn, community_id, node, utcnow())
@@ -90,9 +80,8 @@ def segments_save(
 @app.command("list")
 def segments_list(community: CommunityOption = DEFAULT_SLUG) -> None:
     """List saved segments with how many members each matches right now."""
-    from openline.cli import _admin_connection, out
 
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         found = counted_segments(conn, get_community(conn, community).id, utcnow())
     table = Table("name", "members", "filter")
     for segment, count in found:
@@ -106,10 +95,9 @@ def segments_delete(
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Delete a saved segment."""
-    from openline.cli import _admin_connection, out
 
-    with _admin_connection() as conn:
+    with admin_connection() as conn:
         deleted = delete_segment(conn, get_community(conn, community).id, name)
     if not deleted:
-        _fail(f"no segment named {escape(repr(name.strip()))}")
+        fail(f"no segment named {escape(repr(name.strip()))}")
     out.print(f"deleted {escape(name.strip())}")
