@@ -225,16 +225,27 @@ def _prefilled(profile: MemberProfile, fields: Sequence[FormField], language: st
     return values
 
 
-@router.get("/join/{token}", response_class=HTMLResponse, summary="A member's personal sign-up form")
-async def join(request: Request, token: str) -> Response:
-    runtime: Runtime = request.app.state.runtime
+async def _open(
+    request: Request, runtime: Runtime, token: str, language: str | None = None
+) -> tuple[SignedLink, MemberPage] | Response:
+    """The link and the member's page, or the page saying the link names nobody."""
     try:
         link = read_member_link(runtime.key_for("member-link"), token)
     except InvalidLink:
         return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
-    page = await load_page(request, runtime, link.member_id)
+    page = await load_page(request, runtime, link.member_id, language)
     if page is None:
         return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
+    return link, page
+
+
+@router.get("/join/{token}", response_class=HTMLResponse, summary="A member's personal sign-up form")
+async def join(request: Request, token: str) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    opened = await _open(request, runtime, token)
+    if isinstance(opened, Response):
+        return opened
+    link, page = opened
     refusal = _refusal(page, link, schema.utcnow())
     if refusal is not None:
         return refusal
@@ -246,14 +257,11 @@ async def join(request: Request, token: str) -> Response:
 async def submit(request: Request, token: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     now = schema.utcnow()
-    try:
-        link = read_member_link(runtime.key_for("member-link"), token)
-    except InvalidLink:
-        return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
     posted = {key: value for key, value in (await request.form()).multi_items() if isinstance(value, str)}
-    page = await load_page(request, runtime, link.member_id, posted.get("lang"))
-    if page is None:
-        return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
+    opened = await _open(request, runtime, token, posted.get("lang"))
+    if isinstance(opened, Response):
+        return opened
+    link, page = opened
     t, profile = page.t, page.profile
     thanks = f"/join/{token}/thanks?lang={t.language}"
 
@@ -330,14 +338,10 @@ async def submit(request: Request, token: str) -> Response:
 
 @router.get("/join/{token}/thanks", response_class=HTMLResponse, summary="After the sign-up form")
 async def thanks(request: Request, token: str) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    try:
-        link = read_member_link(runtime.key_for("member-link"), token)
-    except InvalidLink:
-        return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
-    page = await load_page(request, runtime, link.member_id)
-    if page is None:
-        return anonymous_message(request, "link.invalid_title", "link.invalid", 404)
+    opened = await _open(request, request.app.state.runtime, token)
+    if isinstance(opened, Response):
+        return opened
+    _, page = opened
     # Any sent form will do: a link used within the second it was issued does not count as used yet
     # (its issue time is known to the second), and the thanks page holds nothing private.
     if page.profile.form_submitted_at is None:
