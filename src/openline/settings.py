@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         None, description="Plivo auth ID: sending through Plivo needs it (with the token)."
     )
     plivo_api_url: str = Field("https://api.plivo.com", description="Base URL of Plivo's API.")
+    smpp_host: str | None = Field(None, description="SMSC host to send through over SMPP 3.4 (with the system ID).")
+    smpp_port: int = Field(2775, ge=1, le=65535, description="SMSC port for SMPP.")
+    smpp_system_id: str | None = Field(None, description="SMPP system ID (login) to bind to the SMSC with.")
+    smpp_password: SecretStr | None = Field(None, description="SMPP password to bind with.")
+    smpp_system_type: str = Field("", description="SMPP system_type to bind with, if the SMSC wants one.")
     webhook_tolerance_seconds: int = Field(
         300, ge=1, le=86_400, description="How old a timestamped webhook may be before it is refused as a replay."
     )

@@ -149,7 +149,7 @@ async def run_background(runtime: Runtime, stop: asyncio.Event) -> None:
         dispatcher = Dispatcher(
             runtime.db,
             runtime.writer,
-            outbound_providers(runtime.settings, client),
+            outbound_providers(runtime.settings, client, on_status=runtime.ingest.receive_status),
             status_callback=lambda provider: f"{public_url}/webhooks/{provider}/status" if public_url else None,
             lease=timedelta(seconds=runtime.settings.dispatcher_lease_seconds),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 
 from openline.providers.base import (
@@ -11,6 +13,7 @@ from openline.providers.base import (
     InboundWebhook,
     MalformedWebhook,
     Media,
+    StatusReport,
     WebhookRejected,
     WebhookRequest,
 )
@@ -19,6 +22,8 @@ from openline.providers.plivo import PlivoWebhook
 from openline.providers.plivo_send import PlivoSender
 from openline.providers.plivo_send import explain as plivo_explain
 from openline.providers.sandbox import SandboxSender, SandboxWebhook
+from openline.providers.smpp import SmppSender
+from openline.providers.smpp import explain as smpp_explain
 from openline.providers.telnyx import TelnyxWebhook
 from openline.providers.telnyx_send import TelnyxSender
 from openline.providers.telnyx_send import explain as telnyx_explain
@@ -70,8 +75,14 @@ def inbound_webhooks(settings: Settings, sandbox_key: bytes) -> dict[str, Inboun
     return hooks
 
 
-def outbound_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, OutboundProvider]:
-    """The providers this installation can send through: the sandbox, and each provider with credentials."""
+def outbound_providers(
+    settings: Settings, client: httpx.AsyncClient, *, on_status: Callable[[StatusReport], Awaitable[None]]
+) -> dict[str, OutboundProvider]:
+    """The providers this installation can send through: the sandbox, and each provider with credentials.
+
+    ``on_status`` stores a delivery receipt (``Ingest.receive_status``): SMPP receipts arrive on the
+    sending connection itself rather than at a webhook.
+    """
     providers: dict[str, OutboundProvider] = {"sandbox": SandboxSender()}
     if settings.twilio_account_sid and settings.twilio_auth_token is not None:
         providers["twilio"] = TwilioSender(
@@ -102,6 +113,17 @@ def outbound_providers(settings: Settings, client: httpx.AsyncClient) -> dict[st
             auth_id=settings.plivo_auth_id,
             auth_token=settings.plivo_auth_token.get_secret_value(),
         )
+    if settings.smpp_host and settings.smpp_system_id:
+        providers["smpp"] = SmppSender(
+            settings.smpp_host,
+            settings.smpp_port,
+            settings.smpp_system_id,
+            settings.smpp_password.get_secret_value() if settings.smpp_password is not None else "",
+            settings.smpp_system_type,
+            on_receipt=lambda receipt: on_status(
+                StatusReport("smpp", receipt.provider_message_id, receipt.status, receipt.status, receipt.error_code)
+            ),
+        )
     return providers
 
 
@@ -112,6 +134,7 @@ def explain_error(provider: str, code: str) -> str:
         "vonage": vonage_explain_receipt,
         "telnyx": telnyx_explain,
         "plivo": plivo_explain,
+        "smpp": smpp_explain,
     }
     explainer = explainers.get(provider)
     return explainer(code) if explainer is not None else f"{provider} error {code}"
