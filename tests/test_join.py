@@ -349,6 +349,18 @@ async def test_a_used_link_says_how_to_get_a_new_one(client: httpx.AsyncClient, 
     assert changed.status_code == 410 and member(runtime, member_id).first_name == "Giulia"
 
 
+async def test_a_link_used_within_its_first_second_is_used(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """Issue times are known to the second (rounded up): a form sent at once must still use the link up."""
+    member_id = add_member(runtime)
+    token = join_link(runtime, member_id, age=timedelta(0))
+    assert (await send_form(client, token, GIULIA)).status_code == 303
+    assert (await client.get(f"/join/{token}/thanks")).status_code == 200
+    assert (await client.get(f"/join/{token}")).status_code == 410
+    # A new link sent a moment later is a fresh one.
+    later = sign_member_link(runtime.key_for("member-link"), member_id, schema.utcnow() + timedelta(seconds=1))
+    assert (await client.get(f"/join/{later}")).status_code == 200
+
+
 async def test_an_expired_link_says_how_to_get_a_new_one(client: httpx.AsyncClient, runtime: Runtime) -> None:
     subscribed = join_link(runtime, add_member(runtime, language="en"), age=timedelta(days=31))
     response = await client.get(f"/join/{subscribed}")

@@ -545,6 +545,7 @@ def _update_member(
     values: Mapping[str, Any],
     zones: tuple[str | None, list[str]],
     now: datetime,
+    link_issued: datetime | None = None,
 ) -> None:
     columns = {name: value for name, value in values.items() if name in BUILTIN_FORM_FIELDS}
     custom = {name: value for name, value in values.items() if name not in BUILTIN_FORM_FIELDS}
@@ -558,7 +559,7 @@ def _update_member(
             custom={k: v for k, v in merged.items() if v is not None},
             time_zone=zones[0],
             time_zones=zones[1],
-            form_submitted_at=now,
+            form_submitted_at=max(now, link_issued) if link_issued is not None else now,
             updated_at=now,
         )
     )
@@ -662,10 +663,14 @@ def save_join_form(
     evidence: Mapping[str, Any],
     card_url: str,
     suppression_key: bytes,
+    link_issued: datetime,
     now: datetime,
 ) -> int | None:
     """Save a sign-up form: the member's fields and time zones, a consent-ledger row (source ``form``)
     whose evidence holds ``disclosure`` exactly as shown, and the confirmation text with the contact card.
+
+    ``link_issued`` is the issue time of the link the form came from (known to the second, rounded up):
+    the submission is recorded as no earlier, so that link counts as used even within its first second.
 
     A ``pending`` (or ``new``) member becomes subscribed; a subscribed one stays so, and the row records
     the consent they gave again. Raises NotSubscribable for a member who opted out or was blocked.
@@ -675,7 +680,7 @@ def save_join_form(
     state = MemberState(conn.execute(query.with_for_update()).scalar_one())
     if state in (MemberState.unsubscribed, MemberState.blocked):
         raise NotSubscribable(f"member {profile.id} is {state.value}")
-    _update_member(conn, profile, values, zones, now)
+    _update_member(conn, profile, values, zones, now, link_issued)
     if state is not MemberState.subscribed:
         conn.execute(
             sa.update(schema.members)

@@ -143,7 +143,7 @@ def _bound(token: str, language: str, disclosure_hash: str) -> str:
 
 
 def _used(link: SignedLink, profile: MemberProfile) -> bool:
-    return profile.form_submitted_at is not None and link_issued_at(link) < profile.form_submitted_at
+    return profile.form_submitted_at is not None and link_issued_at(link) <= profile.form_submitted_at
 
 
 def _new_link_advice(page: MemberPage) -> str:
@@ -325,6 +325,7 @@ async def submit(request: Request, token: str) -> Response:
                 evidence=evidence,
                 card_url=card_url,
                 suppression_key=runtime.key_for("suppression"),
+                link_issued=link_issued_at(link),
                 now=now,
             )
         )
@@ -341,10 +342,8 @@ async def thanks(request: Request, token: str) -> Response:
     opened = await _open(request, request.app.state.runtime, token)
     if isinstance(opened, Response):
         return opened
-    _, page = opened
-    # Any sent form will do: a link used within the second it was issued does not count as used yet
-    # (its issue time is known to the second), and the thanks page holds nothing private.
-    if page.profile.form_submitted_at is None:
+    link, page = opened
+    if not _used(link, page.profile):
         return RedirectResponse(f"/join/{token}", status_code=303)
     t = page.t
     numbers = ", ".join(display_number(n, t) for n in page.numbers) or page.number
