@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -18,7 +17,7 @@ import phonenumbers
 from openline.erasure import phone_hash
 from openline.members import PROFILE_FIELDS
 from openline.states import MemberState
-from openline.timezones import member_zones, zone_for_place
+from openline.timezones import choose_zones, parsed_number_zones
 
 __all__ = [
     "FIELDS",
@@ -112,6 +111,8 @@ class Candidate:
     lines: list[int]
     # The number's country: the member's country when the file gives none.
     region: str | None = None
+    # The zones the number alone tells (worked out while the number is parsed anyway).
+    number_zones: tuple[str, ...] = ()
     profile: dict[str, Any] = field(default_factory=dict)
     custom: dict[str, Any] = field(default_factory=dict)
     tags: set[str] = field(default_factory=set)
@@ -212,8 +213,8 @@ _PARSE_REASONS = {
 }
 
 
-def _phone(raw: str, region: str | None) -> tuple[str, str | None]:
-    """(E.164, country) of a number written any way; ValueError with the reason."""
+def _phone(raw: str, region: str | None) -> tuple[str, str | None, tuple[str, ...]]:
+    """(E.164, country, time zones) of a number written any way; ValueError with the reason."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -226,7 +227,7 @@ def _phone(raw: str, region: str | None) -> tuple[str, str | None]:
     if found is None or not phonenumbers.is_valid_number_for_region(number, found):
         raise ValueError(f"{_shown(raw)} is not a valid number in the numbering plan of +{number.country_code}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, None if found in ("001", "ZZ") else str(found)
+    return e164, None if found in ("001", "ZZ") else str(found), parsed_number_zones(number, found)
 
 
 def _date(raw: str) -> date:
@@ -283,7 +284,7 @@ def _check_one(
         errors.append(RowError(line, _column(columns, "phone"), "no phone number"))
     else:
         try:
-            candidate.phone, candidate.region = _phone(raw_phone, region)
+            candidate.phone, candidate.region, candidate.number_zones = _phone(raw_phone, region)
         except ValueError as exc:
             errors.append(RowError(line, _column(columns, "phone"), str(exc)))
     consent_source = values.pop("consent_source", None)
@@ -416,21 +417,12 @@ def stored_time(value: datetime | None, sqlite: bool) -> Any:
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
 
 
-@lru_cache(maxsize=65_536)
-def _place_zone(country: str | None, postcode: str | None, city: str | None) -> str | None:
-    return zone_for_place(country, postcode, city)
-
-
 def _zones(
-    phone: str, region: str | None, country: str | None, postcode: str | None, city: str | None
+    number_zones: tuple[str, ...], region: str | None, country: str | None, postcode: str | None, city: str | None
 ) -> tuple[str | None, list[str]]:
-    """member_zones, with the place's zone remembered: a file repeats its cities and postcodes, and
-    looking one up costs more than checking the whole row."""
-    if country or postcode or city:
-        place = _place_zone(country or region, postcode, city)
-        if place is not None:
-            return place, [place]  # the place they gave wins (as in member_zones)
-    return member_zones(phone, country, postcode, city)
+    """member_zones, from the zones found while the number was checked."""
+    zone, zones = choose_zones(number_zones, region, country or None, postcode or None, city or None)
+    return zone, list(zones)
 
 
 def initial_state(opt_out: str | None, consent: object) -> MemberState:
@@ -474,7 +466,7 @@ def prepare_chunk(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[
         get = c.profile.get
         birthday = get("birthday")
         joined = c.consent[1] if state is MemberState.subscribed and c.consent else None
-        zone, zones = _zones(c.phone, c.region, get("country"), get("postcode"), get("city"))
+        zone, zones = _zones(c.number_zones, c.region, get("country"), get("postcode"), get("city"))
         row = (
             job.community_id,
             c.phone,

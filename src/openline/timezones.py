@@ -29,7 +29,7 @@ from pathlib import Path
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
-__all__ = ["country_zones", "member_zones", "zone_for_place", "zones_for_number"]
+__all__ = ["choose_zones", "country_zones", "member_zones", "parsed_number_zones", "zone_for_place", "zones_for_number"]
 
 # What libphonenumber answers for a number it has no zone for.
 _UNKNOWN = "Etc/Unknown"
@@ -103,7 +103,12 @@ def _number_zones(e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return ()
-    region = phonenumbers.region_code_for_number(number)
+    return parsed_number_zones(number, phonenumbers.region_code_for_number(number))
+
+
+def parsed_number_zones(number: phonenumbers.PhoneNumber, region: str | None) -> tuple[str, ...]:
+    """``zones_for_number`` for a number already parsed (with its region): an import of a million rows
+    would otherwise parse every number a second time."""
     return tuple(_distinct(phone_timezone.time_zones_for_number(number), region))
 
 
@@ -213,10 +218,16 @@ def zone_for_place(country: str | None, postcode: str | None, city: str | None) 
 def _member_zones(
     phone: str, country: str | None, postcode: str | None, city: str | None
 ) -> tuple[str | None, tuple[str, ...]]:
-    by_number = _number_zones(phone)
+    return choose_zones(_number_zones(phone), _number_region(phone), country, postcode, city)
+
+
+def choose_zones(
+    by_number: tuple[str, ...], number_region: str | None, country: str | None, postcode: str | None, city: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """What ``member_zones`` decides, given the number's zones and region already worked out."""
     if country or postcode or city:
         # A place without a country is taken to be in the number's country.
-        code = (country or _number_region(phone) or "").upper() or None
+        code = (country or number_region or "").upper() or None
         place = zone_for_place(code, postcode, city)
         if place is not None:
             return place, (place,)
