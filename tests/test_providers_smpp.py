@@ -433,8 +433,26 @@ def test_receipt_and_pdu_parsing_never_crash(text: str, tlvs: dict[int, bytes], 
     )
     with contextlib.suppress(ValueError, IndexError):
         parse_sm(body)
-    answer = SmppSender("127.0.0.1", 1, "x", "y")._deliver(body)
-    assert answer == b"\x00"
+    answer = asyncio.run(SmppSender("127.0.0.1", 1, "x", "y")._deliver(body))
+    assert answer == (0, b"\x00")
+
+
+async def test_a_receipt_that_cannot_be_stored_is_not_acknowledged(smsc: FakeSmsc) -> None:
+    """The SMSC keeps what was answered with a temporary error and delivers it again."""
+    smsc.receipt_delay = 0.01
+
+    async def database_away(receipt: Receipt) -> None:
+        raise OSError("the database is unavailable")
+
+    client = make_sender(smsc.port, on_receipt=database_away)
+    try:
+        await client.send(sms("hello"))
+        deadline = time.monotonic() + 2
+        while not smsc.receipt_statuses and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await client.close()
+    assert smsc.receipt_statuses == [0x64]  # ESME_RX_T_APPN
 
 
 # -- wiring --------------------------------------------------------------------------------------

@@ -116,6 +116,7 @@ class FakeSmsc:
         self.enquire_links = 0  # enquire_link the ESMEs sent us
         self.enquire_link_resps = 0  # answers to ours
         self.receipts_acknowledged = 0
+        self.receipt_statuses: list[int] = []  # command_status of every deliver_sm_resp, in order
         self._ids = itertools.count(1)
         self._window_start, self._in_window = 0.0, 0
         self._partial: dict[tuple[str, str, int], dict[int, SmscPart]] = {}
@@ -163,7 +164,7 @@ class FakeSmsc:
                 buffer += chunk
                 at = 0
                 while len(buffer) - at >= HEADER.size:
-                    length, command_id, _status, sequence = HEADER.unpack_from(buffer, at)
+                    length, command_id, status, sequence = HEADER.unpack_from(buffer, at)
                     if not HEADER.size <= length <= MAX_PDU:
                         self.refused.append((ESME_RINVCMDLEN, f"command_length {length}"))
                         writer.write(encode_pdu(GENERIC_NACK, sequence, status=ESME_RINVCMDLEN))
@@ -172,6 +173,8 @@ class FakeSmsc:
                         break
                     body = bytes(buffer[at + HEADER.size : at + length])
                     at += length
+                    if command_id == DELIVER_SM | 0x80000000:
+                        self.receipt_statuses.append(status)
                     answer, bound, drop = self._handle(command_id, sequence, body, bound)
                     if drop:
                         return

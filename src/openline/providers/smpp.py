@@ -54,6 +54,7 @@ __all__ = ["Receipt", "ReceiptStatus", "SmppSender", "explain"]
 log = logging.getLogger(__name__)
 
 ESME_RINVCMDID = 0x03
+ESME_RX_T_APPN = 0x64  # the ESME cannot take a deliver_sm now: the SMSC tries again later
 # submit_sm_resp statuses under which nothing was taken and the same text may go later.
 _TRANSIENT = frozenset({0x04, 0x08, 0x14, 0x58})
 
@@ -76,10 +77,14 @@ class _Link:
     """One bound connection: writes PDUs and matches answers to them by sequence number."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_deliver: Callable[[bytes], bytes]
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_deliver: Callable[[bytes], Awaitable[tuple[int, bytes]]],
     ) -> None:
         self.reader, self.writer = reader, writer
         self._on_deliver = on_deliver
+        self._delivering: set[asyncio.Task[None]] = set()
         self._sequence = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self.closed = asyncio.Event()
@@ -137,12 +142,19 @@ class _Link:
         elif command_id == ENQUIRE_LINK:
             self.answer(ENQUIRE_LINK_RESP, sequence)
         elif command_id == DELIVER_SM:
-            self.answer(DELIVER_SM_RESP, sequence, self._on_deliver(body))
+            task = asyncio.get_running_loop().create_task(self._deliver(sequence, body))
+            self._delivering.add(task)
+            task.add_done_callback(self._delivering.discard)
         elif command_id == UNBIND:
             self.answer(UNBIND_RESP, sequence)
             self.close()
         else:
             self.answer(GENERIC_NACK, sequence, status=ESME_RINVCMDID)
+
+    async def _deliver(self, sequence: int, body: bytes) -> None:
+        # Answered only once what it carries is stored: an SMSC redelivers what is not acknowledged.
+        status, answer = await self._on_deliver(body)
+        self.answer(DELIVER_SM_RESP, sequence, answer, status)
 
     def close(self) -> None:
         if self.closed.is_set():
@@ -306,29 +318,31 @@ class SmppSender:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _deliver(self, body: bytes) -> bytes:
-        """A deliver_sm: hands a receipt to ``on_receipt``; returns the deliver_sm_resp body (message_id "")."""
+    async def _deliver(self, body: bytes) -> tuple[int, bytes]:
+        """A deliver_sm: hands a receipt to ``on_receipt`` and waits for it to be taken; returns the
+        deliver_sm_resp (status, body with message_id ""). If ``on_receipt`` fails (the database is
+        away), the answer is ESME_RX_T_APPN, a temporary error, so the SMSC delivers the receipt again."""
         try:
             sm = parse_sm(body)
         except (ValueError, IndexError):
             log.warning("a malformed deliver_sm from the SMSC was acknowledged and ignored")
-            return b"\x00"
+            return 0, b"\x00"
         if not sm.esm_class & ESM_CLASS_RECEIPT:
             log.info("an inbound text over SMPP was acknowledged and ignored (texts arrive through webhooks)")
-            return b"\x00"
+            return 0, b"\x00"
         receipt = parse_receipt(sm.short_message.decode("latin-1"), sm.tlvs)
         if receipt is None:
             log.warning("a delivery receipt without a message id or a known state was ignored")
         elif self._on_receipt is not None:
-            self._spawn(self._hand_over(self._on_receipt, receipt))
-        return b"\x00"
-
-    @staticmethod
-    async def _hand_over(callback: Callable[[Receipt], Awaitable[None]], receipt: Receipt) -> None:
-        try:
-            await callback(receipt)
-        except Exception:
-            log.exception("the delivery receipt callback failed for %s", receipt.provider_message_id)
+            try:
+                await self._on_receipt(receipt)
+            except Exception:
+                log.exception(
+                    "the delivery receipt for %s could not be stored; the SMSC will resend it",
+                    receipt.provider_message_id,
+                )
+                return ESME_RX_T_APPN, b"\x00"
+        return 0, b"\x00"
 
     # -- sending ---------------------------------------------------------------------------------
 
