@@ -114,7 +114,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 
 @app.command()
 def web(host: HostOption = None, port: PortOption = None) -> None:
-    """Run only the web server (webhooks, API, dashboard); pair it with `openline worker`."""
+    """Run only the web server (webhooks, API, sign-up and profile pages, simulator); pair it with `openline worker`."""
     settings = settings_or_exit()
     _run_web(settings, _open_runtime(settings), host, port, background=False)
 
