@@ -75,10 +75,15 @@ class ConsentSource(StrEnum):
 
 
 class BroadcastState(StrEnum):
+    """``draft`` until started; ``scheduled`` waits for its time; ``fanning_out`` writes one text per
+    recipient; ``sending`` until every text is settled, then ``done``. ``paused`` holds every text not yet
+    submitted (fan-out included) until resumed; ``cancelled`` settles them as cancelled."""
+
     draft = "draft"
     scheduled = "scheduled"
     fanning_out = "fanning_out"
     sending = "sending"
+    paused = "paused"
     done = "done"
     cancelled = "cancelled"
 

@@ -219,6 +219,8 @@ link_clicks = sa.Table(
     sa.Column("clicked_at", UTCDateTime(), nullable=False, default=utcnow),
     # "Clicked in the last N days" looks up a member's clicks by time.
     sa.Index("ix_link_clicks_member", "member_id", "clicked_at"),
+    # A broadcast's stats count its clicks, total and by distinct member.
+    sa.Index("ix_link_clicks_broadcast", "broadcast_id", "member_id"),
 )
 
 member_tags = sa.Table(
@@ -271,14 +273,44 @@ broadcasts = sa.Table(
     sa.Column("id", Id, primary_key=True),
     sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("body_template", sa.Text(), nullable=False),
-    # The segment's definition (filters over members), as JSON.
+    # The bodies: variants (A/B), each with translations, and whether it is sponsored
+    # (openline.broadcasts.compose.Message as JSON).
+    sa.Column("message", sa.JSON(), nullable=False),
+    # The recipients' filter (openline.segments JSON), copied when the broadcast is made: what was
+    # estimated is what is sent. ``segment_name`` only says where it came from.
     sa.Column("segment", sa.JSON(), nullable=False, default=dict),
+    sa.Column("segment_name", sa.String(100), nullable=True),
+    # Send from this sender only; else each member's usual sender (the one they texted).
+    sa.Column("sender_id", Id, sa.ForeignKey("senders.id", ondelete="SET NULL"), nullable=True),
     sa.Column("state", _state(BroadcastState, "state"), nullable=False),
-    # A fixed instant, or (with member_local_time) a wall-clock time in each member's zone.
+    # When to send: at ``send_at`` (now when NULL), or at the wall-clock ``local_time`` ("10:00") on
+    # ``local_date`` in each member's own time zone.
     sa.Column("send_at", UTCDateTime(), nullable=True),
-    sa.Column("member_local_time", sa.Boolean(), nullable=False, default=False),
+    sa.Column("local_date", sa.Date(), nullable=True),
+    sa.Column("local_time", sa.String(5), nullable=True),
+    # Fan-out goes through the segment in member id order; the last id written makes it resumable.
+    sa.Column("fanout_cursor", Id, nullable=True),
+    # What fan-out decided, added up as it goes: {"recipients": n, "deferred": n, "skipped": {reason: n}}.
+    sa.Column("tally", sa.JSON(), nullable=False, default=dict),
     _created(),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    # Broadcasts are named on the command line.
+    sa.UniqueConstraint("community_id", "name"),
+    sa.CheckConstraint("local_time IS NULL OR local_date IS NOT NULL", name="local_time_has_date"),
+)
+
+# The original URLs of a broadcast's links; a text carries /l/<code> naming one of these and the member,
+# so a click can only ever redirect to a URL the owner wrote.
+broadcast_links = sa.Table(
+    "broadcast_links",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("broadcast_id", Id, sa.ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    # One row per distinct URL of a broadcast (fan-out and estimate both look it up).
+    sa.UniqueConstraint("broadcast_id", "url"),
 )
 
 messages = sa.Table(
@@ -295,6 +327,8 @@ messages = sa.Table(
     sa.Column("member_id", Id, sa.ForeignKey("members.id", ondelete="SET NULL"), nullable=True),
     sa.Column("conversation_id", Id, sa.ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True),
     sa.Column("broadcast_id", Id, sa.ForeignKey("broadcasts.id", ondelete="SET NULL"), nullable=True),
+    # A broadcast text's A/B variant name (stats per variant).
+    sa.Column("variant", sa.String(20), nullable=True),
     sa.Column("body", sa.Text(), nullable=False),
     sa.Column("encoding", sa.String(8), nullable=True),
     sa.Column("segments", sa.Integer(), nullable=True),
@@ -363,6 +397,7 @@ __all__ = [
     "Id",
     "UTCDateTime",
     "api_tokens",
+    "broadcast_links",
     "broadcasts",
     "communities",
     "consent_events",
