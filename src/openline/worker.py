@@ -1,6 +1,6 @@
 """Background work, run by `openline serve` (beside the web server) and `openline worker`.
 
-The conversation engine, the dispatcher, the delivery-receipt applier and message retention.
+The conversation engine, broadcast fan-out, the dispatcher, the delivery-receipt applier and message retention.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 
+from openline.broadcasts import advance, fan_out_batch
+from openline.broadcasts.fanout import FANOUT_BATCH
 from openline.dispatcher import Dispatcher
 from openline.engine import Engine
 from openline.erasure import erase_old_message_bodies
@@ -21,7 +23,7 @@ from openline.providers import explain_error, outbound_providers
 from openline.receipts import apply_receipts
 from openline.runtime import Runtime
 
-__all__ = ["ENGINE_BATCH", "run_background", "run_engine", "run_receipts", "run_retention"]
+__all__ = ["ENGINE_BATCH", "run_background", "run_broadcasts", "run_engine", "run_receipts", "run_retention"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,22 @@ async def run_receipts(runtime: Runtime, stop: asyncio.Event) -> None:
     await _batches(runtime, stop, delivery_receipts, full=RECEIPTS_BATCH)
 
 
+async def run_broadcasts(runtime: Runtime, stop: asyncio.Event, queued: Callable[[], object] = lambda: None) -> None:
+    """Move broadcasts along until ``stop``: start those whose time has come, fan out a batch per
+    transaction (``queued`` wakes the dispatcher after each), mark finished ones done."""
+    link_key = runtime.key_for("tracked-link")
+
+    def broadcast_fan_out(conn: sa.Connection) -> int:
+        now = datetime.now(UTC)
+        looked_at = 0
+        for broadcast_id in advance(conn, now):
+            looked_at += fan_out_batch(conn, broadcast_id, now=now, base_url=runtime.base_url, link_key=link_key)
+        return looked_at
+
+    # One batch of one broadcast per transaction keeps each short; a full batch means look again at once.
+    await _batches(runtime, stop, broadcast_fan_out, full=FANOUT_BATCH, done=queued)
+
+
 async def run_retention(runtime: Runtime, stop: asyncio.Event, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
     """Every ``interval``, blank the text and media of messages older than OPENLINE_RETENTION_DAYS, a
     batch per transaction, until ``stop``. Does nothing when the setting is unset."""
@@ -139,7 +157,7 @@ async def _first(*waits: object) -> None:
 
 
 async def run_background(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Run every background loop until ``stop`` is set: the conversation engine and the dispatcher."""
+    """Run every background loop until ``stop`` is set: the conversation engine, broadcasts and the dispatcher."""
     public_url = runtime.settings.public_url
     # Idle keep-alive connections are dropped early: sending on one the provider already closed fails
     # after the request left, which counts as ambiguous (never retried). As many connections as sends in
@@ -157,6 +175,7 @@ async def run_background(runtime: Runtime, stop: asyncio.Event) -> None:
         await asyncio.gather(
             run_engine(runtime, stop, queued=dispatcher.wake.set),
             run_receipts(runtime, stop),
+            run_broadcasts(runtime, stop, queued=dispatcher.wake.set),
             dispatcher.run(stop),
             run_retention(runtime, stop),
         )

@@ -290,7 +290,7 @@ broadcasts = sa.Table(
     sa.Column("local_time", sa.String(5), nullable=True),
     # Fan-out goes through the segment in member id order; the last id written makes it resumable.
     sa.Column("fanout_cursor", Id, nullable=True),
-    # What fan-out decided, added up as it goes: {"recipients": n, "deferred": n, "skipped": {reason: n}}.
+    # What fan-out decided, added up as it goes: {"recipients": n, "deferred": {why: n}, "skipped": {why: n}}.
     sa.Column("tally", sa.JSON(), nullable=False, default=dict),
     _created(),
     sa.Column("started_at", UTCDateTime(), nullable=True),

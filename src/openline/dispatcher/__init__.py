@@ -1,6 +1,6 @@
 """The dispatcher: sends what the engine and the owner queue, paced per sender, never twice."""
 
-from openline.dispatcher.checks import DEFAULT_VALIDITY, Due, Verdict, Window, always_open, final_check, final_checks
+from openline.dispatcher.checks import DEFAULT_VALIDITY, Due, SendRules, Verdict, final_check, final_checks, no_rules
 from openline.dispatcher.dispatcher import MAX_ATTEMPTS, Dispatcher, backoff
 from openline.dispatcher.leases import AMBIGUOUS
 from openline.dispatcher.pacing import Pacer
@@ -12,10 +12,10 @@ __all__ = [
     "Dispatcher",
     "Due",
     "Pacer",
+    "SendRules",
     "Verdict",
-    "Window",
-    "always_open",
     "backoff",
     "final_check",
     "final_checks",
+    "no_rules",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from openline.db import schema
 from openline.states import MemberState, MessageKind
 
-__all__ = ["DEFAULT_VALIDITY", "Due", "Verdict", "Window", "always_open", "final_check", "final_checks"]
+__all__ = ["DEFAULT_VALIDITY", "Due", "SendRules", "Verdict", "final_check", "final_checks", "no_rules"]
 
 # Twilio fails what waits in its queue longer than 10 hours by default; a text still unsent after that
 # long (a paused sender, an outage) is news nobody wants any more.
@@ -36,6 +36,7 @@ class Due:
     attempts: int
     created_at: datetime
     expires_at: datetime | None
+    broadcast_id: int | None = None
 
 
 class Verdict(StrEnum):
@@ -45,18 +46,27 @@ class Verdict(StrEnum):
     later = "later"  # allowed, but not now (sending window)
 
 
-# The sending-window hook: when a broadcast text may go (None: now). The broadcast issue plugs in legal
-# and quiet hours here; until then every moment is open.
-Window = Callable[[Due, datetime], datetime | None]
+# Rules that may hold back a text the general checks let through (openline.broadcasts.sendtime applies
+# sending windows, frequency caps and the broadcast's own state): verdicts by message id, for a batch.
+SendRules = Callable[
+    [sa.Connection, Sequence[Due], Mapping[int, Any], datetime], dict[int, tuple[Verdict, str, datetime | None]]
+]
 
 
-def always_open(_due: Due, _now: datetime) -> datetime | None:
-    return None
+def no_rules(
+    _conn: sa.Connection, _batch: Sequence[Due], _members: Mapping[int, Any], _now: datetime
+) -> dict[int, tuple[Verdict, str, datetime | None]]:
+    return {}
 
 
 _MEMBERS = sa.select(
     schema.members.c.id,
     schema.members.c.state,
+    # What sending windows need to know: where the member is.
+    schema.members.c.country,
+    schema.members.c.postcode,
+    schema.members.c.time_zone,
+    schema.members.c.time_zones,
     sa.select(sa.func.max(schema.consent_events.c.occurred_at))
     .where(
         schema.consent_events.c.member_id == schema.members.c.id,
@@ -68,25 +78,27 @@ _MEMBERS = sa.select(
 
 
 def final_checks(
-    conn: sa.Connection, batch: Sequence[Due], now: datetime, window: Window = always_open
+    conn: sa.Connection, batch: Sequence[Due], now: datetime, rules: SendRules = no_rules
 ) -> list[tuple[Verdict, str | None, datetime | None]]:
     """(verdict, reason, not before) for each text of ``batch``, read in one query just before it goes.
 
-    A STOP that arrived a second ago wins over a text queued before it.
+    A STOP that arrived a second ago wins over a text queued before it; ``rules`` then get the texts
+    still allowed (broadcasts: sending windows, caps, paused or cancelled).
     """
     members = {row.id: row for row in conn.execute(_MEMBERS, {"members": [d.member_id for d in batch if d.member_id]})}
-    return [_verdict(due, members, now, window) for due in batch]
+    verdicts = [_verdict(due, members, now) for due in batch]
+    allowed = [due for due, (verdict, _, _) in zip(batch, verdicts, strict=True) if verdict is Verdict.send]
+    held = rules(conn, allowed, members, now) if allowed else {}
+    return [held.get(due.id, verdict) for due, verdict in zip(batch, verdicts, strict=True)]
 
 
 def final_check(
-    conn: sa.Connection, due: Due, now: datetime, window: Window = always_open
+    conn: sa.Connection, due: Due, now: datetime, rules: SendRules = no_rules
 ) -> tuple[Verdict, str | None, datetime | None]:
-    return final_checks(conn, [due], now, window)[0]
+    return final_checks(conn, [due], now, rules)[0]
 
 
-def _verdict(
-    due: Due, members: dict[int, Any], now: datetime, window: Window
-) -> tuple[Verdict, str | None, datetime | None]:
+def _verdict(due: Due, members: dict[int, Any], now: datetime) -> tuple[Verdict, str | None, datetime | None]:
     if (due.expires_at or due.created_at + DEFAULT_VALIDITY) < now:
         return Verdict.expire, "expired in queue", None
     if due.member_id is not None:
@@ -103,8 +115,4 @@ def _verdict(
                 return Verdict.cancel, "the member opted out", None
         if due.kind is MessageKind.broadcast and state is not MemberState.subscribed:
             return Verdict.cancel, f"the member is {state.value}, not subscribed", None
-    if due.kind is MessageKind.broadcast:  # answers to a member's own text are never held back
-        not_before = window(due, now)
-        if not_before is not None and not_before > now:
-            return Verdict.later, "outside the sending window", not_before
     return Verdict.send, None, None

@@ -28,12 +28,12 @@ from prometheus_client import Counter, Gauge
 
 from openline.db import Database, Writer, schema
 from openline.db.sql import claim
-from openline.dispatcher.checks import Due, Verdict, Window, always_open, final_checks
+from openline.dispatcher.checks import DEFAULT_VALIDITY, Due, SendRules, Verdict, final_checks
 from openline.dispatcher.leases import acquire, release, settle_abandoned
 from openline.dispatcher.pacing import Pacer
 from openline.providers.outbound import OutboundProvider, OutboundSms, SendFailed
 from openline.senders import Sender, list_senders
-from openline.states import ConsentSource, Direction, MemberState, MessageKind, MessageState
+from openline.states import BroadcastState, ConsentSource, Direction, MemberState, MessageKind, MessageState
 
 __all__ = ["MAX_ATTEMPTS", "Dispatcher", "backoff"]
 
@@ -47,6 +47,10 @@ RETRIED = Counter("openline_retried_texts", "Send attempts that will be tried ag
 LEASED = Gauge("openline_leased_senders", "Senders this worker is sending for.")
 
 m = schema.messages.c
+b = schema.broadcasts.c
+
+# Texts of a paused or cancelled broadcast stay where they are: the dispatcher does not claim them.
+_HELD_BROADCASTS = sa.select(b.id).where(b.state.in_((BroadcastState.paused, BroadcastState.cancelled)))
 
 
 def backoff(attempt: int, rng: random.Random | None = None) -> float:
@@ -65,6 +69,7 @@ def _claim_statement(limit: int) -> sa.Update:
             m.direction == Direction.outbound,
             m.state == MessageState.queued,
             sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
+            sa.or_(m.broadcast_id.is_(None), m.broadcast_id.not_in(_HELD_BROADCASTS)),
         ),
         # Replies and system texts first, then broadcasts; oldest first within each.
         order_by=[sa.case((m.kind == MessageKind.broadcast, 1), else_=0), m.id],
@@ -83,6 +88,7 @@ def _claim_statement(limit: int) -> sa.Update:
             m.attempts,
             m.created_at,
             m.expires_at,
+            m.broadcast_id,
         ],
     )
 
@@ -95,7 +101,7 @@ class Dispatcher:
         providers: dict[str, OutboundProvider],
         *,
         status_callback: Callable[[str], str | None] = lambda _provider: None,
-        window: Window = always_open,
+        rules: SendRules | None = None,
         max_in_flight: int = 32,
         owner: str | None = None,
         lease: timedelta = timedelta(seconds=15),
@@ -104,7 +110,13 @@ class Dispatcher:
         self._writer = writer
         self._providers = providers
         self._status_callback = status_callback
-        self._window = window
+        if rules is None:
+            # Sending windows are the law in places: on unless a caller passes other rules. (Imported here:
+            # broadcasts build on the dispatcher, not the other way round.)
+            from openline.broadcasts.sendtime import broadcast_rules
+
+            rules = broadcast_rules
+        self._rules = rules
         self._lease = lease
         self._held_until = 0.0  # monotonic time until which this worker's leases are surely its own
         self._renewed = asyncio.Event()
@@ -233,6 +245,7 @@ class Dispatcher:
                         row.attempts,
                         row.created_at,
                         row.expires_at,
+                        row.broadcast_id,
                     )
                     for row in sorted(claimed, key=lambda r: (r.kind == MessageKind.broadcast, r.id))
                 ]
@@ -278,7 +291,7 @@ class Dispatcher:
 
     def _check(self, batch: list[Due]) -> list[tuple[Verdict, str | None, datetime | None]]:
         with self._db.read_engine.connect() as conn:
-            return final_checks(conn, batch, datetime.now(UTC), self._window)
+            return final_checks(conn, batch, datetime.now(UTC), self._rules)
 
     async def _submit(self, provider: OutboundProvider, sender: Sender, due: Due) -> None:
         try:
@@ -336,6 +349,10 @@ def _give_back(conn: sa.Connection, ids: tuple[int, ...]) -> None:
 
 
 def _requeue(conn: sa.Connection, due: Due, not_before: datetime | None, reason: str | None) -> None:
+    values: dict[str, Any] = {}
+    if due.kind is MessageKind.broadcast and not_before is not None:
+        # Held back by its window or cap, not by a failure: it stays good as long after it may go again.
+        values["expires_at"] = not_before + DEFAULT_VALIDITY
     conn.execute(
         sa.update(schema.messages)
         .where(m.id == due.id)
@@ -346,6 +363,7 @@ def _requeue(conn: sa.Connection, due: Due, not_before: datetime | None, reason:
             next_attempt_at=not_before,
             error_reason=reason,
             updated_at=datetime.now(UTC),
+            **values,
         )
     )
 

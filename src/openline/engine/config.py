@@ -9,6 +9,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from openline.broadcast_settings import BroadcastSettings
 from openline.db import schema
 from openline.engine.keywords import Intent, classify, normalise
 from openline.engine.language import check_language
@@ -143,6 +144,9 @@ class CommunityConfig(BaseModel):
         default_factory=dict, description="Overrides for one sender (by address), per language"
     )
     form: FormConfig = Field(default_factory=FormConfig, description="The sign-up form's fields and disclosure")
+    broadcasts: BroadcastSettings = Field(
+        default_factory=BroadcastSettings, description="Sending windows, frequency cap, disclosure, prices"
+    )
 
     @field_validator("texts")
     @classmethod
