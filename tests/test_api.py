@@ -16,13 +16,14 @@ def make_token(runtime: Runtime, name: str = "ci") -> str:
 
 async def test_every_api_route_needs_a_token(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
-    api_paths = [p for p in spec["paths"] if p.startswith("/api/v1/")]
-    assert api_paths
-    for path in api_paths:
-        answer = await client.get(path)
-        assert answer.status_code == 401, path
+    api_routes = [(m.upper(), p) for p, ops in spec["paths"].items() if p.startswith("/api/v1/") for m in ops]
+    assert api_routes
+    for method, path in api_routes:
+        answer = await client.request(method, path)
+        assert answer.status_code == 401, (method, path)
         assert answer.headers["www-authenticate"] == "Bearer"
-        assert (await client.get(path, headers={"Authorization": "Bearer nope"})).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (await client.request(method, path, headers=wrong)).status_code == 401, (method, path)
 
 
 async def test_a_token_opens_the_api_until_revoked(client: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from openline._version import __version__
+from openline.cli_broadcasts import app as broadcast_app
 from openline.cli_common import CommunityOption, admin_connection, fail, installation_key, out, settings_or_exit
 from openline.cli_form import form_app
 from openline.cli_members import members_app
@@ -56,6 +57,7 @@ app.add_typer(keywords_app, name="keywords")
 app.add_typer(segments_app, name="segments")
 app.add_typer(members_app, name="members")
 app.add_typer(form_app, name="form")
+app.add_typer(broadcast_app, name="broadcast")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: OPENLINE_HOST or 127.0.0.1]")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on [default: OPENLINE_PORT or 8000]")]

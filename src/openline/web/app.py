@@ -14,6 +14,7 @@ from openline._version import __version__
 from openline.runtime import Runtime
 from openline.spool import replay_until_stopped
 from openline.web import api, api_members, card, health, join, profile, shortlinks, simulator
+from openline.web.api_broadcasts import router as broadcasts_router
 from openline.web.api_segments import router as segments_router
 from openline.webhooks import ROUTES as WEBHOOK_ROUTES
 
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime, *, background: Background | None = None, own_ru
     app.include_router(api.router)
     app.include_router(segments_router)
     app.include_router(api_members.router)
+    app.include_router(broadcasts_router)
     app.include_router(join.router)
     app.include_router(profile.router)
     app.include_router(card.router)
