@@ -320,12 +320,12 @@ def advance(conn: sa.Connection, now: datetime) -> list[int]:
         due = broadcast.schedule.fanout_at()
         if due is None or due <= now:
             _move(conn, broadcast, BroadcastState.fanning_out)
-    unsettled = (
-        sa.select(m.id).where(m.broadcast_id == b.id, m.state.in_((MessageState.queued, MessageState.sending))).exists()
-    )
+    # Written out, not bound: the databases use the partial index ix_messages_unsettled_broadcast only
+    # when they can see the query's condition is the index's.
+    unsettled = sa.select(m.id).where(m.broadcast_id == b.id, sa.text("messages.state IN ('queued', 'sending')"))
     conn.execute(
         sa.update(schema.broadcasts)
-        .where(b.state == BroadcastState.sending, ~unsettled)
+        .where(b.state == BroadcastState.sending, ~unsettled.exists())
         .values(state=BroadcastState.done, finished_at=now, updated_at=now)
     )
     return [int(i) for i in conn.execute(sa.select(b.id).where(b.state == BroadcastState.fanning_out)).scalars()]

@@ -361,6 +361,13 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation", "conversation_id", "id"),
     # Everything exchanged with one phone number (simulator, erasure, export).
     sa.Index("ix_messages_phone", "community_id", "phone", "id"),
+    # Is a broadcast finished? Only its texts still to be sent are looked at, however large it was.
+    sa.Index(
+        "ix_messages_unsettled_broadcast",
+        "broadcast_id",
+        sqlite_where=sa.text("state IN ('queued', 'sending') AND broadcast_id IS NOT NULL"),
+        postgresql_where=sa.text("state IN ('queued', 'sending') AND broadcast_id IS NOT NULL"),
+    ),
 )
 
 # Which worker sends for a sender right now: one owner at a time paces it exactly. A lease not renewed

@@ -22,6 +22,7 @@ depends_on = None
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _OLD_STATES = ("draft", "scheduled", "fanning_out", "sending", "done", "cancelled")
 _NEW_STATES = ("draft", "scheduled", "fanning_out", "sending", "paused", "done", "cancelled")
+_UNSETTLED = "state IN ('queued', 'sending') AND broadcast_id IS NOT NULL"
 
 
 def _state(states: tuple[str, ...]) -> sa.Enum:
@@ -82,10 +83,18 @@ def upgrade() -> None:
         batch_op.create_index("ix_link_clicks_broadcast", ["broadcast_id", "member_id"], unique=False)
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("variant", sa.String(length=20), nullable=True))
+        batch_op.create_index(
+            "ix_messages_unsettled_broadcast",
+            ["broadcast_id"],
+            unique=False,
+            sqlite_where=sa.text(_UNSETTLED),
+            postgresql_where=sa.text(_UNSETTLED),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_unsettled_broadcast")
         batch_op.drop_column("variant")
     with op.batch_alter_table("link_clicks", schema=None) as batch_op:
         batch_op.drop_index("ix_link_clicks_broadcast")
