@@ -20,7 +20,9 @@ MILAN = [
     {"phone": f"+3934712345{i:02d}", "state": "subscribed", "first_name": name, "city": "Milano", "country": "IT",
      "language": "it", "time_zone": "Europe/Rome"}
     for i, name in enumerate(["Giulia", "Marco", None])
-] + [{"phone": "+393471234599", "state": "pending", "city": "Milano", "country": "IT", "time_zone": "Europe/Rome"}]  # fmt: skip
+] + [
+    {"phone": "+393471234599", "state": "pending", "city": "Milano", "country": "IT", "time_zone": "Europe/Rome"}
+]  # fmt: skip
 
 
 async def test_a_broadcast_from_compose_to_click(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -30,7 +32,9 @@ async def test_a_broadcast_from_compose_to_click(client: httpx.AsyncClient, runt
         "variants": [
             {
                 "body": 'Hi {{ first_name | default("friend") }}: tickets at https://example.org/milano',
-                "translations": {"it": 'Ciao {{ first_name | default("amico") }}: biglietti su https://example.org/milano'},
+                "translations": {
+                    "it": 'Ciao {{ first_name | default("amico") }}: biglietti su https://example.org/milano'
+                },
             }
         ]
     }
@@ -58,7 +62,9 @@ async def test_a_broadcast_from_compose_to_click(client: httpx.AsyncClient, runt
 
     m = schema.messages.c
     with runtime.db.read_engine.connect() as conn:
-        sent = dict(conn.execute(sa.select(m.phone, m.body).where(m.broadcast_id.is_not(None), m.state == "sent")).all())
+        sent = dict(
+            conn.execute(sa.select(m.phone, m.body).where(m.broadcast_id.is_not(None), m.state == "sent")).all()
+        )
     assert sorted(sent) == ["+393471234500", "+393471234501", "+393471234502"]
     giulia = sent["+393471234500"]
     assert giulia.startswith("Ciao Giulia: biglietti su https://sms.example.org/l/")
