@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import dispatch, encoding, engine, flood, ingest, member_import, segments, smpp, writer
+from bench import dispatch, encoding, engine, fanout, flood, ingest, member_import, segments, smpp, writer
 from bench.common import PG_VARIABLES, Options, Table, default_pg_url, libpq_url, no_postgres_note
 
 __all__ = ["BENCHMARKS", "format_table", "main"]
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "encoding": encoding.run,
     "segments": segments.run,
     "member_import": member_import.run,
+    "fanout": fanout.run,
     "smpp": smpp.run,
 }
 
