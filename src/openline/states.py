@@ -89,6 +89,9 @@ class BroadcastState(StrEnum):
 
 
 class UserRole(StrEnum):
+    """Who may do what in the dashboard: the ``owner`` everything, an ``admin`` everything but managing
+    the owner, an ``agent`` the inbox only."""
+
     owner = "owner"
+    admin = "admin"
     agent = "agent"
-    viewer = "viewer"

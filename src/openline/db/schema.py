@@ -103,9 +103,55 @@ users = sa.Table(
     sa.Column("email", sa.String(320), nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=False),
     sa.Column("role", _state(UserRole, "role"), nullable=False),
+    # How teammates see each other (assignments, notes); the e-mail address when empty.
+    sa.Column("name", sa.String(100), nullable=True),
     _created(),
+    # A user who left keeps their name on what they did, but cannot sign in.
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
     # One login per e-mail address within a community.
     sa.UniqueConstraint("community_id", "email"),
+)
+
+# Signed-in dashboard sessions. The cookie holds a random token; only its SHA-256 is stored, so a copy
+# of the database opens no session. Each session has its own CSRF token for forms.
+user_sessions = sa.Table(
+    "user_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    _created(),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    # Signing a user out everywhere (password change, disabling) finds their sessions.
+    sa.Index("ix_user_sessions_user", "user_id"),
+)
+
+# Failed sign-ins, by e-mail address and by client address: too many in a while and sign-in waits.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    # "email:<address>" or "ip:<address>".
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("failed_at", UTCDateTime(), nullable=False),
+    # Counting a key's recent failures.
+    sa.Index("ix_login_failures_key", "key", "failed_at"),
+)
+
+# What people did in the dashboard that changes the community (not reading, not replying).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("details", sa.JSON(), nullable=False, default=dict),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False, default=utcnow),
+    # The log is read newest first per community.
+    sa.Index("ix_audit_log_community", "community_id", "id"),
 )
 
 api_tokens = sa.Table(
@@ -267,6 +313,19 @@ conversations = sa.Table(
     sa.Index("ix_conversations_inbox", "community_id", "last_message_at"),
 )
 
+# Internal notes on a conversation: the team's, never sent.
+conversation_notes = sa.Table(
+    "conversation_notes",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("conversation_id", Id, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    _created(),
+    # A conversation's notes, in order.
+    sa.Index("ix_conversation_notes_conversation", "conversation_id", "id"),
+)
+
 broadcasts = sa.Table(
     "broadcasts",
     metadata,
@@ -404,13 +463,16 @@ __all__ = [
     "Id",
     "UTCDateTime",
     "api_tokens",
+    "audit_log",
     "broadcast_links",
     "broadcasts",
     "communities",
     "consent_events",
+    "conversation_notes",
     "conversations",
     "installation",
     "link_clicks",
+    "login_failures",
     "member_tags",
     "members",
     "message_receipts",
@@ -420,6 +482,7 @@ __all__ = [
     "sender_leases",
     "senders",
     "suppressions",
+    "user_sessions",
     "users",
     "utcnow",
 ]
