@@ -429,6 +429,19 @@ messages = sa.Table(
     ),
 )
 
+# The dispatcher's queue: per sender and kind, queued texts in the order they fall due (their retry or
+# deferral time, else when they were queued). Partial, so it holds only what is waiting; a claim reads
+# just the due rows at its head, however many are deferred behind them.
+sa.Index(
+    "ix_messages_queue",
+    messages.c.sender_id,
+    messages.c.kind,
+    sa.func.coalesce(messages.c.next_attempt_at, messages.c.created_at),
+    messages.c.id,
+    sqlite_where=sa.text("state = 'queued'"),
+    postgresql_where=sa.text("state = 'queued'"),
+)
+
 # Which worker sends for a sender right now: one owner at a time paces it exactly. A lease not renewed
 # before it expires (its worker died) may be taken by another worker.
 sender_leases = sa.Table(

@@ -22,7 +22,7 @@ def claim(
     *,
     where: sa.ColumnElement[bool],
     order_by: Sequence[sa.ColumnElement[object]],
-    limit: int,
+    limit: int | sa.BindParameter[int],
     values: dict[str, object],
     returning: Sequence[sa.ColumnElement[object]],
 ) -> sa.Update:

@@ -33,7 +33,7 @@ from openline.dispatcher.leases import acquire, release, settle_abandoned
 from openline.dispatcher.pacing import Pacer
 from openline.providers.outbound import OutboundProvider, OutboundSms, SendFailed
 from openline.senders import Sender, list_senders
-from openline.states import BroadcastState, ConsentSource, Direction, MemberState, MessageKind, MessageState
+from openline.states import BroadcastState, ConsentSource, MemberState, MessageKind, MessageState
 
 __all__ = ["MAX_ATTEMPTS", "Dispatcher", "backoff"]
 
@@ -60,20 +60,28 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
     return ceiling / 2 + (rng or random).random() * ceiling / 2
 
 
-def _claim_statement(limit: int) -> sa.Update:
+# Queued texts are due from their retry or deferral time, else from when they were queued; the partial
+# index ix_messages_queue keeps them in that order per sender and kind, so a claim reads only due rows
+# (a broadcast deferred to tomorrow costs nothing now). The condition is written out, not bound, so the
+# databases can see it is the index's.
+_QUEUED = sa.text("messages.state = 'queued'")
+_DUE = sa.func.coalesce(m.next_attempt_at, m.created_at)
+_FIRST_KINDS = (MessageKind.reply, MessageKind.system)
+
+
+def _claim_statement(kinds: tuple[MessageKind, ...]) -> sa.Update:
     now = sa.bindparam("now", type_=schema.UTCDateTime())
     return claim(
         schema.messages,
         where=sa.and_(
             m.sender_id == sa.bindparam("sender"),
-            m.direction == Direction.outbound,
-            m.state == MessageState.queued,
-            sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
+            _QUEUED,
+            m.kind.in_(kinds),
+            now >= _DUE,
             sa.or_(m.broadcast_id.is_(None), m.broadcast_id.not_in(_HELD_BROADCASTS)),
         ),
-        # Replies and system texts first, then broadcasts; oldest first within each.
-        order_by=[sa.case((m.kind == MessageKind.broadcast, 1), else_=0), m.id],
-        limit=limit,
+        order_by=[_DUE, m.id],
+        limit=sa.bindparam("limit", type_=sa.Integer()),
         values={"state": MessageState.sending, "attempts": m.attempts + 1, "updated_at": now},
         returning=[
             m.id,
@@ -91,6 +99,19 @@ def _claim_statement(limit: int) -> sa.Update:
             m.broadcast_id,
         ],
     )
+
+
+_CLAIM_FIRST = _claim_statement(_FIRST_KINDS)
+_CLAIM_BROADCASTS = _claim_statement((MessageKind.broadcast,))
+
+
+def _claim(conn: sa.Connection, sender_id: int, limit: int, now: datetime) -> list[Any]:
+    """Claim up to ``limit`` due texts of a sender: replies and openline's own texts first, then broadcasts."""
+    claimed = list(conn.execute(_CLAIM_FIRST, {"sender": sender_id, "limit": limit, "now": now}).all())
+    if len(claimed) < limit:
+        more = {"sender": sender_id, "limit": limit - len(claimed), "now": now}
+        claimed += conn.execute(_CLAIM_BROADCASTS, more).all()
+    return claimed
 
 
 class Dispatcher:
@@ -208,7 +229,6 @@ class Dispatcher:
         # Claim about a tenth of a second of work at a time: texts spend as little time as possible
         # in "sending" before they are submitted.
         batch = max(1, math.floor(sender.mps * 0.1))
-        statement = _claim_statement(batch)
         day, used = datetime.now(UTC).date(), await asyncio.to_thread(self._sent_today, sender.id)
         while True:
             await asyncio.sleep(max(0.0, pacer.ready_at() - time.monotonic()))
@@ -219,9 +239,7 @@ class Dispatcher:
                 if used >= sender.daily_cap:
                     await asyncio.sleep(30)  # the cap resets at midnight UTC
                     continue
-            claimed = await self._writer.run(
-                lambda conn: conn.execute(statement, {"sender": sender.id, "now": datetime.now(UTC)}).all()
-            )
+            claimed = await self._writer.run(lambda conn: _claim(conn, sender.id, batch, datetime.now(UTC)))
             if not claimed:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -90,9 +90,19 @@ def upgrade() -> None:
             sqlite_where=sa.text(_UNSETTLED),
             postgresql_where=sa.text(_UNSETTLED),
         )
+    # The dispatcher claims due texts in due order per sender and kind (see schema.py).
+    op.create_index(
+        "ix_messages_queue",
+        "messages",
+        ["sender_id", "kind", sa.text("coalesce(next_attempt_at, created_at)"), "id"],
+        unique=False,
+        sqlite_where=sa.text("state = 'queued'"),
+        postgresql_where=sa.text("state = 'queued'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_queue", table_name="messages")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_unsettled_broadcast")
         batch_op.drop_column("variant")
