@@ -375,3 +375,17 @@ async def test_windows_are_checked_again_at_send_time(runtime: Runtime) -> None:
         assert row.next_attempt_at > datetime.now(UTC) + timedelta(hours=1)
         assert "owner" in row.error_reason and "Europe/Rome" in row.error_reason
         assert row.expires_at == row.next_attempt_at + timedelta(hours=10)
+
+
+def test_a_footer_in_the_members_language_is_counted(runtime: Runtime, people: dict[str, int]) -> None:
+    db = runtime.db
+    set_rules(db, footer={"*": "Reply STOP to opt out", "it": "Rispondi STOP per uscire"})
+    broadcast_id = draft(db, message={"variants": [{"body": "News!", "translations": {"it": "Novità!"}}]})
+    with db.write_engine.begin() as conn:
+        start(conn, get_broadcast(conn, broadcast_id), NOW)
+    fan_out_all(db, broadcast_id)
+    written = texts(db, broadcast_id)
+    assert written["+12125550101"].body == "News!\nReply STOP to opt out"
+    assert written["+393471234567"].body == "Novità!\nRispondi STOP per uscire"
+    with pytest.raises(ValueError, match="not a language code"):
+        set_rules(db, footer={"Italian": "x"})

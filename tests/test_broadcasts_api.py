@@ -89,6 +89,8 @@ def test_broadcasts_from_the_command_line(database_url: str, db: Database) -> No
     assert invoke("broadcast", "cap", "off", env=env) == (0, "frequency cap: none per member per 24 h\n")
     assert invoke("broadcast", "cap", "lots", env=env)[0] == 1
     assert invoke("broadcast", "disclosure", "Sponsored:", env=env)[0] == 0
+    assert invoke("broadcast", "footer", "Reply STOP to opt out", env=env) == (0, "*: Reply STOP to opt out\n")
+    assert invoke("broadcast", "footer", "--clear", env=env) == (0, "no footer\n")
 
     code, output = invoke("broadcast", "send", "show", "--yes", "--no-wait", env=env)
     assert code == 0 and "show is fanning_out" in output, output

@@ -12,6 +12,8 @@ from openline.quiet_hours import OwnerWindows, parse_owner_windows
 __all__ = ["BroadcastSettings"]
 
 _COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
+# BCP 47 language, optionally with a region: what members' ``language`` holds.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 class BroadcastSettings(BaseModel):
@@ -26,6 +28,10 @@ class BroadcastSettings(BaseModel):
         None, gt=0, le=100, description="At most this many broadcasts per member per 24 h"
     )
     disclosure: str = Field("#ad", min_length=1, max_length=40, description="Put before a sponsored broadcast")
+    footer: dict[str, str] = Field(
+        default_factory=dict,
+        description='Put after every broadcast, by language ("*" for the rest), e.g. "Reply STOP to opt out"',
+    )
     currency: str = Field("USD", min_length=3, max_length=3)
     prices: dict[str, float] = Field(
         default_factory=dict, description='Price of one segment by destination country; "*" for every other'
@@ -51,6 +57,19 @@ class BroadcastSettings(BaseModel):
             checked[code] = price
         return checked
 
+    @field_validator("footer")
+    @classmethod
+    def _footer(cls, value: dict[str, str]) -> dict[str, str]:
+        checked: dict[str, str] = {}
+        for language, text in value.items():
+            code = language.strip()
+            if code != "*" and not _LANGUAGE.match(code):
+                raise ValueError(f"{code!r} is not a language code (e.g. en, it, pt-BR) or * for the rest")
+            if not text.strip() or len(text) > 160:
+                raise ValueError(f"the {code} footer must be 1 to 160 characters")
+            checked[code] = text.strip()
+        return checked
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
@@ -58,6 +77,13 @@ class BroadcastSettings(BaseModel):
 
     def owner_windows(self) -> OwnerWindows | None:
         return parse_owner_windows(self.windows) if self.windows else None
+
+    def footer_for(self, language: str | None) -> str | None:
+        """The footer in ``language`` (exact, then its base language), else the default one."""
+        for code in (language, language.split("-")[0] if language else None, "*"):
+            if code is not None and code in self.footer:
+                return self.footer[code]
+        return None
 
     def price_for(self, country: str | None) -> float | None:
         """One segment's price to ``country``; None when the table does not say."""

@@ -419,3 +419,30 @@ def broadcast_disclosure(
 
     rules = _change(community, disclosure=text.strip())
     out.print(f"sponsored broadcasts start with {escape(rules.disclosure)!r}")
+
+
+@app.command("footer")
+def broadcast_footer(
+    text: Annotated[str | None, typer.Argument(help="e.g. 'Reply STOP to opt out'.", show_default=False)] = None,
+    language: Annotated[str, typer.Option(help="The members' language it is for; * for everyone else.")] = "*",
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the footer for that language.")] = False,
+    community: CommunityOption = DEFAULT_SLUG,
+) -> None:
+    """Show or set the line put after every broadcast (opt-out instructions), per language."""
+
+    if clear or text is not None:
+        with admin_connection() as conn:
+            current = dict(load_config(conn, get_community(conn, community).id).broadcasts.footer)
+        if clear:
+            current.pop(language, None)
+        else:
+            assert text is not None
+            current[language] = text
+        rules = _change(community, footer=current)
+    else:
+        with admin_connection() as conn:
+            rules = load_config(conn, get_community(conn, community).id).broadcasts
+    if not rules.footer:
+        out.print("no footer")
+    for code, line in sorted(rules.footer.items()):
+        out.print(f"{code}: {escape(line)}")

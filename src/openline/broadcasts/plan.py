@@ -19,6 +19,7 @@ from openline.broadcasts.store import Broadcast, compile_for
 from openline.db import schema
 from openline.encoding import Encoding, count_segments, smart_encode
 from openline.engine.config import load_config
+from openline.outbox import MAX_BODY
 from openline.quiet_hours import NeverOpen, Recipient, frequency_limit, next_open, recipient_for
 from openline.segments import member_filter
 from openline.senders import Sender, list_senders
@@ -151,6 +152,13 @@ class Planner:
             return Skipped(row.id, f"the personalised text cannot be sent: {exc}")
         sender = self._sender_for(row)
         body = rendered.text
+        footer = self.settings.footer_for(rendered.language or row.language)
+        if footer and not body.endswith(footer):
+            body = f"{body}\n{footer}"
+            if len(body) > MAX_BODY:
+                return Skipped(
+                    row.id, f"the personalised text with its footer is {len(body)} characters; at most {MAX_BODY}"
+                )
         if self._rewriter is not None:
             body = self._rewriter.rewrite(conn, body, row.id)
         if sender.smart_encoding:
