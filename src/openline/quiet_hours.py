@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
-from phonenumbers import geocoder
 
 from openline.owner_windows import DAY_NAMES, DAY_SECONDS, OwnerWindows, Spans, clock, parse_owner_windows
 from openline.phone import region_of
@@ -206,6 +205,10 @@ def _nanp_region(phone: str) -> str | None:
 # exchange; its data never looks further than the exchange, so any number of it stands for all.
 @lru_cache(maxsize=65_536)
 def _exchange_region(npa_nxx: str) -> str | None:
+    # Imported on first use: the place data takes a fifth of a second to load, which every command
+    # would otherwise pay at start.
+    from phonenumbers import geocoder
+
     number = phonenumbers.PhoneNumber(country_code=1, national_number=int(npa_nxx + "0000"))
     place = str(geocoder.description_for_valid_number(number, "en")).strip()
     code = _US_STATES.get(place)
