@@ -20,14 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
 from bench.common import Options, Table, each_database
 from bench.ingest import SENDER, TOKEN, _free_port, _server
 from openline.db import Database, schema
-from openline.providers.twilio import TwilioWebhook
+from openline.simulate.traffic import NOT_ANSWERED, TwilioInbound, post_all
 
 __all__ = ["run"]
 
@@ -48,53 +47,10 @@ def _story(numbers: int) -> list[list[tuple[str, str, str]]]:
     return [first, second, third]
 
 
-def _request(port: int, signer: TwilioWebhook, sid: str, phone: str, text: str) -> bytes:
-    url = f"http://127.0.0.1:{port}/webhooks/twilio"
-    fields = [
-        ("MessageSid", sid),
-        ("SmsSid", sid),
-        ("AccountSid", "AC" + "0" * 32),
-        ("From", phone),
-        ("To", SENDER),
-        ("Body", text),
-        ("NumMedia", "0"),
-        ("ApiVersion", "2010-04-01"),
-    ]
-    body = urlencode(fields).encode()
-    head = (
-        f"POST /webhooks/twilio HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
-        f"X-Twilio-Signature: {signer.signature(url, fields)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _post_all(port: int, requests: list[bytes]) -> list[int]:
-    """Post every request over keep-alive connections; returns each answer's status."""
-    statuses: list[int] = [0] * len(requests)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(requests)):
-        queue.put_nowait(i)
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while not queue.empty():
-                i = queue.get_nowait()
-                writer.write(requests[i])
-                head = await reader.readuntil(b"\r\n\r\n")
-                statuses[i] = int(head.split(b" ", 2)[1])
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                await reader.readexactly(length)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
-    return statuses
+def _statuses(port: int, requests: list[bytes]) -> list[int]:
+    """Post every request over keep-alive connections; returns each answer's status (0: no answer)."""
+    answers = asyncio.run(post_all("127.0.0.1", port, requests, connections=CONNECTIONS))
+    return [answer.status if answer is not None else NOT_ANSWERED for answer in answers]
 
 
 def _wait_for_engine(db: Database, expected_inbound: int, timeout: float) -> float:
@@ -168,7 +124,7 @@ def _expected(numbers: int) -> dict[str, int]:
 
 def _measure(label: str, database_url: str, numbers: int, replays: int, table: Table, workdir: Path) -> None:
     port = _free_port()
-    signer = TwilioWebhook(TOKEN)
+    inbound = TwilioInbound(f"http://127.0.0.1:{port}/webhooks/twilio", TOKEN, "AC" + "0" * 32)
     waves = _story(numbers)
     rng = random.Random(7)
     sent: list[tuple[str, str, str]] = []
@@ -179,7 +135,7 @@ def _measure(label: str, database_url: str, numbers: int, replays: int, table: T
         again = rng.sample(sent, min(len(sent), replays // (len(waves) - 1))) if sent else []
         mixed = wave + again
         rng.shuffle(mixed)
-        batches.append([_request(port, signer, *text) for text in mixed])
+        batches.append([inbound.request(sid, phone, SENDER, text) for sid, phone, text in mixed])
         sent += wave
     db = Database(database_url)
     with _server(database_url, port, workdir / f"flood-{label}.log", "serve"):
@@ -193,7 +149,7 @@ def _measure(label: str, database_url: str, numbers: int, replays: int, table: T
         started = time.monotonic()
         statuses: list[int] = []
         for batch in batches:
-            statuses += asyncio.run(_post_all(port, batch))
+            statuses += _statuses(port, batch)
         ingest_seconds = time.monotonic() - started
         drain = _wait_for_engine(db, len(sent), timeout=600)
     facts, expected = _facts(db), _expected(numbers)

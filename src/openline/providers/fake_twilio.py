@@ -22,7 +22,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -130,6 +130,11 @@ class FakeTwilio:
     Knobs (plain attributes, change them between requests): ``latency`` seconds before each answer;
     ``opted_out`` recipients answered 400 / 21610; ``drop_after_accept`` creates and records each message, then
     drops the connection; ``fail_next()`` queues error answers. ``sent`` lists accepted messages in order.
+
+    Hooks for a carrier simulator built on the fake: ``any_number`` takes any From as one of the account's
+    numbers (the simulator does not know the owner's); ``admit``, called with a message that passed every
+    check, may refuse it with ``(HTTP status, code, message)`` (a full queue: 21611); ``on_accept`` is called
+    with each message as it is recorded.
     """
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
@@ -140,6 +145,9 @@ class FakeTwilio:
         self.opted_out: set[str] = set()
         self.latency: float = 0.0
         self.drop_after_accept: bool = False
+        self.any_number: bool = False
+        self.admit: Callable[[SentMessage], tuple[int, int, str] | None] | None = None
+        self.on_accept: Callable[[SentMessage], None] | None = None
         self.sent: list[SentMessage] = []
         self.requests = 0  # every request to the Messages endpoint, accepted or not
         self._failures: deque[_Failure] = deque()
@@ -201,7 +209,12 @@ class FakeTwilio:
             message = self._accept(fields, received_at)
         except _TwilioError as exc:
             return _error(exc.status, exc.code, exc.message)
+        refusal = self.admit(message) if self.admit is not None else None
+        if refusal is not None:
+            return _error(*refusal)
         self.sent.append(message)
+        if self.on_accept is not None:
+            self.on_accept(message)
         if self.drop_after_accept:
             return _HangUp()
         given_from = next((v.strip() for k, v in fields if k == "From"), "") or None
@@ -238,7 +251,7 @@ class FakeTwilio:
                 raise _TwilioError(400, 21705, "The Messaging Service Sid is invalid.")
             if service not in self.services:
                 raise _TwilioError(400, 21701, f"The Messaging Service {service} does not exist")
-        if from_ is not None and from_ not in self.numbers:
+        if from_ is not None and from_ not in self.numbers and not self.any_number:
             raise _TwilioError(
                 400,
                 21606,
