@@ -7,6 +7,7 @@ e-mail address and per client address in the database, so every web process sees
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -48,8 +49,6 @@ MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_CLIENT = 20
 
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so a wrong address takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 u, s = schema.users.c, schema.user_sessions.c
 
 
@@ -94,6 +93,13 @@ def _user(row: Any) -> User:
     return User(int(row.id), int(row.community_id), row.email, row.name, UserRole(row.role))
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so a wrong address takes as long as a wrong password
+    (made on first use: hashing costs tens of milliseconds, which no command should pay at import)."""
+    return _hasher.hash(secrets.token_hex(16))
+
+
 def _email(raw: str) -> str:
     email = raw.strip().lower()
     local, at, domain = email.partition("@")
@@ -118,6 +124,10 @@ def has_owner(conn: sa.Connection) -> bool:
 
 def create_owner(conn: sa.Connection, community_id: int, email: str, password: str, name: str | None) -> User:
     """The first account. Refused once an owner exists: the setup page cannot be replayed."""
+    # Two first owners at once: on PostgreSQL the second waits on this row lock, then finds the first
+    # (SQLite's BEGIN IMMEDIATE already lets one writer in at a time).
+    c = schema.communities.c
+    conn.execute(sa.select(c.id).where(c.id == community_id).with_for_update())
     if has_owner(conn):
         raise AccountError("this installation already has an owner; sign in instead")
     return add_user(conn, community_id, email, password, UserRole.owner, name, by=None)
@@ -169,7 +179,8 @@ def list_users(conn: sa.Connection, community_id: int) -> list[User]:
 def sign_in(conn: sa.Connection, email: str, password: str, client: str, now: datetime) -> tuple[str, Session]:
     """A new session for the right e-mail and password: (cookie token, session). Raises TooManyAttempts
     while the address or the client has failed too often lately, AccountError for wrong credentials
-    (never saying which of the two was wrong)."""
+    (never saying which of the two was wrong). A failure is recorded on ``conn`` before it raises: the
+    caller commits it anyway, or the limit never counts it."""
     address = email.strip().lower()
     keys = (f"email:{address}"[:400], f"ip:{client}"[:400])
     _refuse_if_limited(conn, keys, now)
@@ -177,7 +188,7 @@ def sign_in(conn: sa.Connection, email: str, password: str, client: str, now: da
         sa.select(*_USER_COLUMNS, u.password_hash).where(u.email == address, u.disabled_at.is_(None)).limit(1)
     ).one_or_none()
     try:
-        _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+        _hasher.verify(row.password_hash if row is not None else _dummy_hash(), password)
         if row is None:
             raise VerificationError("no such user")
     except (VerificationError, InvalidHashError):

@@ -16,6 +16,7 @@ from openline.cli_form import form_app
 from openline.cli_members import members_app
 from openline.cli_segments import app as segments_app
 from openline.cli_simulate import app as simulate_app
+from openline.cli_users import users_app
 from openline.communities import DEFAULT_SLUG, bootstrap, get_community
 from openline.db import Database, DatabaseError, upgrade
 from openline.engine.config import (
@@ -60,6 +61,7 @@ app.add_typer(members_app, name="members")
 app.add_typer(form_app, name="form")
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(users_app, name="users")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: OPENLINE_HOST or 127.0.0.1]")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on [default: OPENLINE_PORT or 8000]")]

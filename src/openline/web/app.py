@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from openline._version import __version__
 from openline.runtime import Runtime
 from openline.spool import replay_until_stopped
-from openline.web import api, api_members, card, health, join, profile, shortlinks, simulator
+from openline.web import api, api_members, card, dashboard, health, join, profile, shortlinks, simulator
 from openline.web.api_broadcasts import router as broadcasts_router
 from openline.web.api_segments import router as segments_router
 from openline.webhooks import ROUTES as WEBHOOK_ROUTES
@@ -64,6 +64,8 @@ def create_app(runtime: Runtime, *, background: Background | None = None, own_ru
     app.include_router(profile.router)
     app.include_router(card.router)
     app.include_router(shortlinks.router)
+    app.include_router(dashboard.router)
+    dashboard.install(app)
     if runtime.settings.simulator:
         app.include_router(simulator.router)
     return app
