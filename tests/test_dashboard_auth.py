@@ -90,7 +90,7 @@ async def form_token(client: httpx.AsyncClient, path: str) -> str:
 async def test_a_fresh_install_is_sent_to_setup(client: httpx.AsyncClient) -> None:
     home = await client.get("/")
     assert (home.status_code, home.headers["location"]) == (303, "/inbox")
-    for path in ("/team", "/account", "/login"):
+    for path in ("/inbox", "/inbox/1", "/team", "/account", "/login"):
         response = await client.get(path)
         assert (response.status_code, response.headers["location"]) == (303, "/setup"), path
 

@@ -442,6 +442,16 @@ sa.Index(
     postgresql_where=sa.text("state = 'queued'"),
 )
 
+# A conversation's own texts: what members wrote and the team answered (no broadcasts, no automatic
+# texts, which are the same for everyone). The inbox's previews and message search read these only.
+sa.Index(
+    "ix_messages_conversational",
+    messages.c.conversation_id,
+    messages.c.id,
+    sqlite_where=sa.text("kind IN ('text', 'reply')"),
+    postgresql_where=sa.text("kind IN ('text', 'reply')"),
+)
+
 # Which worker sends for a sender right now: one owner at a time paces it exactly. A lease not renewed
 # before it expires (its worker died) may be taken by another worker.
 sender_leases = sa.Table(

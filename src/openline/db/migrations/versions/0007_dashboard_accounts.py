@@ -1,4 +1,4 @@
-"""dashboard accounts: roles owner/admin/agent, sessions, sign-in failures, audit log, notes
+"""dashboard: roles owner/admin/agent, sessions, sign-in failures, audit log, notes, inbox index
 
 Revision ID: 0007
 Revises: 0006
@@ -99,8 +99,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_conversation_notes_conversation", "conversation_notes", ["conversation_id", "id"], unique=False)
 
+    # The inbox's previews and search read a conversation's own texts only (see schema.py).
+    op.create_index(
+        "ix_messages_conversational",
+        "messages",
+        ["conversation_id", "id"],
+        unique=False,
+        sqlite_where=sa.text("kind IN ('text', 'reply')"),
+        postgresql_where=sa.text("kind IN ('text', 'reply')"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_conversational", table_name="messages")
     op.drop_index("ix_conversation_notes_conversation", table_name="conversation_notes")
     op.drop_table("conversation_notes")
     op.drop_index("ix_audit_log_community", table_name="audit_log")
