@@ -57,7 +57,7 @@ class Estimate:
 
     def summary(self) -> list[str]:
         """The estimate in a few plain lines (the CLI prints them; the API sends them along)."""
-        lines = [f"{self.recipients:,} recipients, {self.segments:,} segments, {self._cost_text()}"]
+        lines = [f"{_count(self.recipients, 'recipient')}, {_count(self.segments, 'segment')}, {self._cost_text()}"]
         if self.senders:
             rates = ", ".join(f"{s.address} at {s.mps:g} seg/s" for s in self.senders)
             lines.append(f"≈ {_duration_text(self.duration)} to send ({rates})")
@@ -76,7 +76,7 @@ class Estimate:
     def _cost_text(self) -> str:
         text = f"≈ {self.cost:,.2f} {self.currency}"
         if self.unpriced:
-            missing = ", ".join(f"{country} ({n:,} segments)" for country, n in self.unpriced.most_common())
+            missing = ", ".join(f"{country} ({_count(n, 'segment')})" for country, n in self.unpriced.most_common())
             text += f" plus texts to countries with no price set: {missing} (`openline broadcast price`)"
         return text
 
@@ -188,6 +188,10 @@ def _send_time(texts: list[tuple[datetime, int]], mps: float, daily_cap: int | N
             used += segments
         clock += timedelta(seconds=segments / mps)
     return clock
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _duration_text(duration: timedelta) -> str:

@@ -1,4 +1,4 @@
-"""The owner's dashboard: sign-in and setup, the inbox, the team and your account.
+"""The owner's dashboard: sign-in and setup, the inbox, members, broadcasts and the team.
 
 `create_app` includes :data:`router` and installs :func:`install` (the sign-in redirect and the static
 files).
@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from openline.web.dashboard import auth, inbox, team
+from openline.web.dashboard import auth, broadcasts, inbox, members, team
 from openline.web.dashboard.deps import NeedsSignIn
 
 __all__ = ["install", "router"]
@@ -22,6 +22,8 @@ router = APIRouter(include_in_schema=False)  # pages, not API: kept out of the O
 router.include_router(auth.router)
 router.include_router(inbox.router)
 router.include_router(team.router)
+router.include_router(members.router)
+router.include_router(broadcasts.router)
 
 
 def install(app: FastAPI) -> None:
