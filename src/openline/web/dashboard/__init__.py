@@ -1,4 +1,4 @@
-"""The owner's dashboard: sign-in and setup, the inbox, members, broadcasts and the team.
+"""The owner's dashboard: sign-in and setup, the inbox, and (behind roles) the rest.
 
 `create_app` includes :data:`router` and installs :func:`install` (the sign-in redirect and the static
 files).
@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from openline.web.dashboard import auth, broadcasts, inbox, members, team
+from openline.web.dashboard import analytics, auth, broadcasts, inbox, members, settings_pages, team
 from openline.web.dashboard.deps import NeedsSignIn
 
 __all__ = ["install", "router"]
@@ -24,6 +24,8 @@ router.include_router(inbox.router)
 router.include_router(team.router)
 router.include_router(members.router)
 router.include_router(broadcasts.router)
+router.include_router(analytics.router)
+router.include_router(settings_pages.router)
 
 
 def install(app: FastAPI) -> None:
