@@ -25,6 +25,7 @@ import openline.web.dashboard.inbox as pages
 from openline.communities import get_community
 from openline.db import schema
 from openline.encoding import SMART_ENCODING
+from openline.engine.config import update_config
 from openline.inbox import Cursor
 from openline.runtime import Runtime
 from openline.states import UserRole
@@ -206,6 +207,41 @@ async def test_a_conversation_page_reads_well_and_marks_read(client: httpx.Async
     assert (await client.get(f"/inbox/{conversation_id + 999}")).status_code == 404
     fragment = await client.get(f"/inbox/{conversation_id}", headers={"HX-Request": "true"})
     assert "<html" not in fragment.text and 'id="conversation"' in fragment.text
+
+
+async def test_saved_replies_fill_the_reply_box(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    conversation_id = seeded(runtime, bodies=("When are tickets on sale?",))
+    await sign_in_as(client, runtime, UserRole.agent)
+    page = await client.get(f"/inbox/{conversation_id}")
+    assert "Saved reply" not in page.text  # none saved: no menu
+    tickets = "Tickets go on sale Friday at 10:00: https://example.org/t"
+    with runtime.db.write_engine.begin() as conn:
+        replies = {"tickets": tickets, "Hours & days": "Open <9 to 5>."}
+        update_config(conn, community_id(runtime), saved_replies=replies)
+    page = await client.get(f"/inbox/{conversation_id}")
+    assert_no_inline_script(page.text)
+    assert_labelled(page.text)
+    html = Html(page.text)
+    assert html.text("saved-reply").startswith("Choose one Hours & days tickets")  # by name, case ignored
+    assert 'data-text="Open &lt;9 to 5&gt;."' in page.text and 'data-fill="#reply-body"' in page.text
+    assert re.search(rf'<form method="get" action="/inbox/{conversation_id}"[^>]*>', page.text)
+    assert html.text("reply-body") == ""
+    # Without JavaScript, "Use" asks for the page again with ?saved=<name>: the box is filled, nothing is sent.
+    filled = await client.get(f"/inbox/{conversation_id}", params={"saved": "tickets"})
+    assert filled.status_code == 200
+    html = Html(filled.text)
+    assert html.text("reply-body") == tickets
+    assert html.text("reply-count") == f"1 segment · GSM-7 · {len(tickets)}/160"
+    assert re.search(r'<option value="tickets" data-text="[^"]*" selected>', filled.text)
+    assert queued(runtime) == []
+    fragment = await client.get(
+        f"/inbox/{conversation_id}", params={"saved": "Hours & days"}, headers={"HX-Request": "true"}
+    )
+    assert "<html" not in fragment.text and "Open &lt;9 to 5&gt;.</textarea>" in fragment.text
+    for unknown in ("nope", "TICKETS", "x" * 500):
+        ignored = await client.get(f"/inbox/{conversation_id}", params={"saved": unknown})
+        assert ignored.status_code == 200 and Html(ignored.text).text("reply-body") == "", unknown
+        assert " selected>" not in ignored.text.split('id="saved-reply"', 1)[1].split("</select>", 1)[0]
 
 
 async def test_a_reply_needs_the_csrf_token_and_is_queued_once(client: httpx.AsyncClient, runtime: Runtime) -> None:

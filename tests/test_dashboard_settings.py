@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from openline.communities import get_community
 from openline.db import schema
-from openline.engine.config import load_config, set_text
+from openline.engine.config import load_config, set_text, update_config
 from openline.engine.texts import SystemText
 from openline.providers import outbound_providers
 from openline.runtime import Runtime
@@ -125,7 +125,8 @@ async def test_only_the_owner_and_admins(client: httpx.AsyncClient, runtime: Run
     assert_dashboard_headers(page)
     assert_accessible_form(Html(page.text))
     assert 'href="/settings" aria-current="page"' in page.text
-    for heading in ("senders-heading", "providers-heading", "texts-heading", "keywords-heading", "form-heading"):
+    headings = ("senders-heading", "providers-heading", "texts-heading", "keywords-heading", "form-heading")
+    for heading in (*headings, "replies-heading"):
         assert heading in Html(page.text).by_id
     assert audit_actions(runtime) == []
 
@@ -140,6 +141,8 @@ async def test_posts_need_the_csrf_token(client: httpx.AsyncClient, runtime: Run
         "/settings/broadcasts": {"disclosure": "#ad", "currency": "USD"},
         "/settings/form-fields": {"name": "email"},
         "/settings/form-fields/remove": {"remove": "city"},
+        "/settings/replies": {"name": "tickets", "text": "Friday at 10:00"},
+        "/settings/replies/remove": {"remove": "tickets"},
     }
     for path, data in posts.items():
         for token in (None, "not the token"):
@@ -147,6 +150,7 @@ async def test_posts_need_the_csrf_token(client: httpx.AsyncClient, runtime: Run
             assert (await client.post(path, data=forged)).status_code == 403, path
     assert audit_actions(runtime) == []
     assert len(config(runtime).keywords) == 0 and len(config(runtime).form.fields) == 4
+    assert config(runtime).saved_replies == {}
 
 
 async def test_provider_secrets_never_reach_the_page(client: httpx.AsyncClient, runtime: Runtime, owner: str) -> None:
@@ -362,4 +366,48 @@ async def test_sign_up_form_fields(client: httpx.AsyncClient, runtime: Runtime, 
         ("form.field_add", "team"),
         ("form.field_add", "email"),
         ("form.field_remove", "team"),
+    ]
+
+
+async def test_saved_replies(client: httpx.AsyncClient, runtime: Runtime, owner: str) -> None:
+    reply = {
+        "csrf_token": owner,
+        "name": "tickets",
+        "text": "Tickets go on sale Friday at 10:00: https://example.org/t",
+    }
+    assert "1 to 40 characters" in await refused(
+        client, "/settings/replies", {**reply, "name": "x" * 41}, "replies-name"
+    )
+    assert "1 to 40 characters" in await refused(client, "/settings/replies", {**reply, "name": "a\tb"}, "replies-name")
+    assert "1 to 1600 characters" in await refused(
+        client, "/settings/replies", {**reply, "text": "y" * 1601}, "replies-text"
+    )
+    both = await client.post("/settings/replies", data={**reply, "name": "", "text": " "})
+    assert both.status_code == 400 and {"replies-name-error", "replies-text-error"} <= set(Html(both.text).by_id)
+    kept = await client.post("/settings/replies", data={**reply, "name": "z" * 41})  # what was typed is kept
+    assert "Tickets go on sale Friday" in Html(kept.text).text("replies-text") and config(runtime).saved_replies == {}
+
+    page = await saved(client, "/settings/replies", reply, "replies")
+    assert "Saved replies saved." in page.all_text and "Tickets go on sale Friday" in page.all_text
+    await saved(client, "/settings/replies", {**reply, "text": "Sold out, sorry!"}, "replies")
+    await saved(client, "/settings/replies", {**reply, "name": "Hours", "text": "Open 9 to 5."}, "replies")
+    assert config(runtime).saved_replies == {"tickets": "Sold out, sorry!", "Hours": "Open 9 to 5."}
+
+    remove = {"csrf_token": owner, "remove": "tickets"}
+    await saved(client, "/settings/replies/remove", remove, "replies")
+    assert config(runtime).saved_replies == {"Hours": "Open 9 to 5."}
+    assert "no saved reply 'tickets'" in await refused(client, "/settings/replies/remove", remove, "replies-list")
+    page = await saved(client, "/settings/replies/remove", {**remove, "remove": "Hours"}, "replies")
+    assert "No saved replies yet." in page.all_text
+
+    # At most 100: the 101st is refused next to the name.
+    with runtime.db.write_engine.begin() as conn:
+        update_config(conn, get_community(conn).id, saved_replies={f"r{i}": "text" for i in range(100)})
+    assert "At most 100 saved replies" in await refused(client, "/settings/replies", reply, "replies-name")
+    assert audit_actions(runtime) == [
+        ("saved_reply.add", "tickets"),
+        ("saved_reply.replace", "tickets"),
+        ("saved_reply.add", "Hours"),
+        ("saved_reply.remove", "tickets"),
+        ("saved_reply.remove", "Hours"),
     ]

@@ -73,10 +73,17 @@ def test_from_first_text_to_a_personalised_broadcast(browser_page: tuple[object,
     expect(owner.locator("main")).to_contain_text("Giulia")
     shot(owner, "04-members")
 
-    # The owner answers from the inbox; the fan's phone shows it.
+    # The owner keeps a saved reply, then answers from the inbox with it; the fan's phone shows it.
+    owner.goto(f"{base}/settings#replies")
+    replies = owner.locator("#replies")
+    replies.get_by_label("Name").fill("grazie")
+    replies.get_by_label("Text").fill("Grazie Giulia, a presto!")
+    replies.get_by_role("button", name="Save reply").click()
     owner.goto(f"{base}/inbox")
     owner.get_by_role("link", name="Giulia").click()
-    owner.get_by_label(re.compile("^Text to Giulia")).fill("Grazie Giulia, a presto!")
+    owner.get_by_label("Saved reply").select_option("grazie")
+    expect(owner.get_by_label(re.compile("^Text to Giulia"))).to_have_value("Grazie Giulia, a presto!")
+    expect(owner.locator("#reply-count")).to_contain_text("1 segment")
     shot(owner, "05-reply")
     owner.get_by_role("button", name="Send reply").click()
     expect(fan.locator("#thread .bubble.outbound").last).to_contain_text("Grazie Giulia, a presto!", timeout=15_000)

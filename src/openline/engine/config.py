@@ -18,6 +18,9 @@ from openline.senders import list_senders
 
 __all__ = [
     "BUILTIN_FORM_FIELDS",
+    "SAVED_REPLIES_MAX",
+    "SAVED_REPLY_NAME_MAX",
+    "SAVED_REPLY_TEXT_MAX",
     "CommunityConfig",
     "FormConfig",
     "FormField",
@@ -47,6 +50,10 @@ FieldKind = Literal["text", "number", "date", "choice"]
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Member data that is not a form field: a custom field by one of these names would be confusing.
 _RESERVED_FIELD_NAMES = frozenset({"id", "phone", "state", "tags", "custom", "time_zone", "time_zones"})
+# Saved replies: named texts the team picks from when replying in the inbox.
+SAVED_REPLIES_MAX = 100
+SAVED_REPLY_NAME_MAX = 40
+SAVED_REPLY_TEXT_MAX = 1600
 
 
 class FormField(BaseModel):
@@ -147,6 +154,9 @@ class CommunityConfig(BaseModel):
     broadcasts: BroadcastSettings = Field(
         default_factory=BroadcastSettings, description="Sending windows, frequency cap, disclosure, prices"
     )
+    saved_replies: dict[str, str] = Field(
+        default_factory=dict, description="Named reply texts the team picks from in a conversation"
+    )
 
     @field_validator("texts")
     @classmethod
@@ -169,6 +179,21 @@ class CommunityConfig(BaseModel):
     @classmethod
     def _upper_keywords(cls, value: dict[str, KeywordRule]) -> dict[str, KeywordRule]:
         return {word.strip().upper(): rule for word, rule in value.items()}
+
+    @field_validator("saved_replies")
+    @classmethod
+    def _saved_replies(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > SAVED_REPLIES_MAX:
+            raise ValueError(f"at most {SAVED_REPLIES_MAX} saved replies (remove one first)")
+        value = {name.strip(): text for name, text in value.items()}
+        for name, text in value.items():
+            if not name or len(name) > SAVED_REPLY_NAME_MAX or not name.isprintable():
+                raise ValueError(
+                    f"a saved reply's name is 1 to {SAVED_REPLY_NAME_MAX} printable characters (got {name!r})"
+                )
+            if not text.strip() or len(text) > SAVED_REPLY_TEXT_MAX:
+                raise ValueError(f"the saved reply {name!r} must be 1 to {SAVED_REPLY_TEXT_MAX} characters")
+        return value
 
     @field_validator("languages")
     @classmethod

@@ -1,5 +1,6 @@
 """The inbox pages: the conversation list (with filters, search and a live "newer" notice), one
-conversation (thread, reply with a segment counter, assignment, done, notes).
+conversation (thread, reply with a segment counter and the community's saved replies, assignment, done,
+notes).
 
 Every page works with plain links and forms; htmx, when present, swaps the list or the conversation in
 place (a request carrying ``HX-Request`` gets the fragment instead of the page). The list learns about
@@ -281,16 +282,24 @@ async def _show(
     note_draft: str = "",
     notice: str | None = None,
     reply_key: str | None = None,
+    saved: str = "",
 ) -> HTMLResponse:
-    """The conversation page (or its live part, for htmx), then the conversation marked read."""
+    """The conversation page (or its live part, for htmx), then the conversation marked read.
+
+    ``saved`` names a saved reply to put in an empty reply box (how picking one works without JavaScript);
+    a name the community has not saved is ignored."""
     runtime = runtime_of(request)
     community_id = session.user.community_id
 
-    def load(conn: sa.Connection) -> tuple[Thread, list[User]]:
-        return conversation(conn, community_id, conversation_id, mark_as_read=False), list_users(conn, community_id)
+    def load(conn: sa.Connection) -> tuple[Thread, list[User], dict[str, str]]:
+        return (
+            conversation(conn, community_id, conversation_id, mark_as_read=False),
+            list_users(conn, community_id),
+            load_config(conn, community_id).saved_replies,
+        )
 
     try:
-        thread, team = await _read(runtime, load)
+        thread, team, saved_replies = await _read(runtime, load)
     except ConversationNotFound:
         return render(request, "dashboard/conversation.html", status_code=404, thread=None, section="inbox")
     if thread.unread:
@@ -298,9 +307,14 @@ async def _show(
         await runtime.writer.run(
             lambda conn: mark_read(conn, community_id, conversation_id, seen=thread.last_message_at)
         )
+    picked = saved if saved in saved_replies else ""
+    if picked and not draft:
+        draft = saved_replies[picked]
     context: dict[str, Any] = {
         "thread": thread,
         "team": team,
+        "saved_replies": sorted(saved_replies.items(), key=lambda item: item[0].casefold()),
+        "picked": picked,
         "error": error,
         "error_for": error_for,
         "draft": draft,
@@ -319,10 +333,15 @@ async def _show(
 
 @router.get("/inbox/{conversation_id:int}", response_class=HTMLResponse, summary="One conversation")
 async def conversation_page(
-    request: Request, session: CurrentSession, conversation_id: int, sent: bool = False, noted: bool = False
+    request: Request,
+    session: CurrentSession,
+    conversation_id: int,
+    sent: bool = False,
+    noted: bool = False,
+    saved: Annotated[str, Query(max_length=1000, description="A saved reply to put in the reply box")] = "",
 ) -> HTMLResponse:
     notice = "Your reply is queued; its delivery shows in the thread." if sent else ("Note added." if noted else None)
-    return await _show(request, session, conversation_id, fragment=_htmx(request), notice=notice)
+    return await _show(request, session, conversation_id, fragment=_htmx(request), notice=notice, saved=saved)
 
 
 def _back(conversation_id: int, query: str = "") -> RedirectResponse:

@@ -1,6 +1,6 @@
 """/settings, for the owner and admins: senders, providers, openline's own texts, keywords, the rules
-every broadcast obeys (sending windows, frequency cap, disclosure, footers, prices) and the sign-up
-form's fields.
+every broadcast obeys (sending windows, frequency cap, disclosure, footers, prices), the sign-up
+form's fields and the saved replies the inbox offers.
 
 Each section is a small form posting to ``/settings/<section>``, and every one saves through
 :func:`_save`: the domain call validates and writes, the audit-log entry goes in the same transaction,
@@ -27,6 +27,8 @@ from openline.accounts import Session, audit
 from openline.broadcast_settings import BroadcastSettings
 from openline.engine.config import (
     BUILTIN_FORM_FIELDS,
+    SAVED_REPLY_NAME_MAX,
+    SAVED_REPLY_TEXT_MAX,
     CommunityConfig,
     FormField,
     KeywordRule,
@@ -85,6 +87,7 @@ NOTICES = {
     "keywords": "Keywords saved.",
     "broadcasts": "Broadcast rules saved.",
     "form": "Sign-up form saved.",
+    "replies": "Saved replies saved.",
 }
 
 
@@ -192,6 +195,8 @@ async def _page(
         fields=[(f, field_kind(f), field_label(f, config.default_language)) for f in config.form.fields],
         builtin_fields=BUILTIN_FORM_FIELDS,
         field_types=FIELD_TYPES,
+        saved_replies=sorted(config.saved_replies.items(), key=lambda item: item[0].casefold()),
+        saved_reply_limits=(SAVED_REPLY_NAME_MAX, SAVED_REPLY_TEXT_MAX),
         values={**values, **(typed or {})},
         errors=errors or {},
         notice=NOTICES.get(saved, ""),
@@ -466,3 +471,42 @@ async def remove_a_form_field(request: Request, session: Admin, _csrf: Csrf) -> 
         return Change("form.field_remove", name)
 
     return await _save(request, session, "form", {}, work, default_field="list")
+
+
+# -- saved replies -------------------------------------------------------------------------------------
+
+
+@router.post("/settings/replies")
+async def save_a_reply(request: Request, session: Admin, _csrf: Csrf) -> Response:
+    typed = await _form(request, "replies")
+
+    def work(conn: sa.Connection, community_id: int) -> Change:
+        name, text = typed.get("replies-name", ""), typed.get("replies-text", "")
+        problems: dict[str, str] = {}
+        if not name or len(name) > SAVED_REPLY_NAME_MAX or not name.isprintable():
+            problems["name"] = f"a name is 1 to {SAVED_REPLY_NAME_MAX} characters, on one line"
+        if not text or len(text) > SAVED_REPLY_TEXT_MAX:
+            problems["text"] = f"the text is 1 to {SAVED_REPLY_TEXT_MAX} characters (got {len(text)})"
+        if problems:
+            raise Refused(problems)
+        replies = load_config(conn, community_id).saved_replies
+        replaced = name in replies
+        update_config(conn, community_id, saved_replies={**replies, name: text})
+        return Change("saved_reply.replace" if replaced else "saved_reply.add", name, {"text": text})
+
+    return await _save(request, session, "replies", typed, work, default_field="name")
+
+
+@router.post("/settings/replies/remove")
+async def remove_a_reply(request: Request, session: Admin, _csrf: Csrf) -> Response:
+    typed = await _form(request, "replies")
+
+    def work(conn: sa.Connection, community_id: int) -> Change:
+        name = typed.get("replies-remove", "")
+        replies = dict(load_config(conn, community_id).saved_replies)
+        if replies.pop(name, None) is None:
+            raise Refused({"list": f"there is no saved reply {name!r} (already removed?)"})
+        update_config(conn, community_id, saved_replies=replies)
+        return Change("saved_reply.remove", name)
+
+    return await _save(request, session, "replies", {}, work, default_field="list")

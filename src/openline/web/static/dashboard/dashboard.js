@@ -3,6 +3,8 @@
  * - the reply box's live segment counter: the same count as openline.encoding.count_segments
  *   (GSM-7 or UCS-2, 160/153 or 70/67 units, a character never split between parts); the server's
  *   POST /inbox/count answers the same question when typing pauses;
+ * - saved replies: choosing one fills the reply box at once (without this file, "Use" loads the page
+ *   again with ?saved=<name>, which fills it);
  * - the conversation list's live update: an EventSource on GET /inbox/events; on the first page a
  *   "newer" event reloads the list in place (htmx), on older pages it shows a link to the newest;
  * - htmx: error answers (409, 422) carry the form with its message, so they are swapped in too, and
@@ -146,6 +148,39 @@
     var field = event.target;
     if (field && field.matches && field.matches("textarea[data-count]")) {
       updateCount(field);
+    }
+  });
+
+  // -- saved replies ----------------------------------------------------------------------------
+
+  // Put the chosen saved reply in the box its select names; nothing is sent. The input event lets the
+  // counter (here and on the server) count it like typed text.
+  function fillSaved(select) {
+    var option = select.options[select.selectedIndex];
+    var box = document.querySelector(select.getAttribute("data-fill"));
+    if (!option || !option.value || !box || !option.hasAttribute("data-text")) {
+      return false;
+    }
+    box.value = option.getAttribute("data-text");
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    return true;
+  }
+
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field && field.matches && field.matches("select[data-fill]")) {
+      fillSaved(field);
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var select = event.target && event.target.querySelector ? event.target.querySelector("select[data-fill]") : null;
+    if (select && fillSaved(select)) {
+      event.preventDefault(); // filled here: no need to load the page again
+      var box = document.querySelector(select.getAttribute("data-fill"));
+      if (box) {
+        box.focus();
+      }
     }
   });
 
