@@ -11,7 +11,20 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import dispatch, encoding, engine, fanout, flood, inbox, ingest, member_import, segments, smpp, writer
+from bench import (
+    dashboard,
+    dispatch,
+    encoding,
+    engine,
+    fanout,
+    flood,
+    inbox,
+    ingest,
+    member_import,
+    segments,
+    smpp,
+    writer,
+)
 from bench.common import PG_VARIABLES, Options, Table, default_pg_url, libpq_url, no_postgres_note
 
 __all__ = ["BENCHMARKS", "format_table", "main"]
@@ -30,6 +43,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "member_import": member_import.run,
     "fanout": fanout.run,
     "inbox": inbox.run,
+    "dashboard": dashboard.run,
     "smpp": smpp.run,
 }
 
