@@ -409,21 +409,22 @@ async def post_reply(
     return _back(conversation_id, "?sent=1")
 
 
-@router.post("/inbox/{conversation_id:int}/assign", response_class=HTMLResponse, summary="Assign to a teammate")
-async def post_assign(
+async def _change(
     request: Request,
-    session: CsrfSession,
+    session: Session,
     conversation_id: int,
-    user: Annotated[str, Form(max_length=20)] = "",
+    work: Callable[[sa.Connection], object],
+    *,
+    notice: str,
+    error_for: str,
+    back: str = "",
+    **kept: Any,
 ) -> Response:
-    runtime = runtime_of(request)
-    community_id = session.user.community_id
+    """Run one change to a conversation, then answer as every handling form does: 404 for an unknown
+    conversation, the page again with the error (and what was typed, ``kept``) when it is refused,
+    else the updated fragment for htmx or a redirect back."""
     try:
-        user_id = int(user) if user.strip() else None
-    except ValueError:
-        user_id = -1  # not a user: refused below like any unknown one
-    try:
-        await runtime.writer.run(lambda conn: assign(conn, community_id, conversation_id, user_id))
+        await runtime_of(request).writer.run(work)
     except ConversationNotFound:
         return render(request, "dashboard/conversation.html", status_code=404, thread=None, section="inbox")
     except ValueError as exc:
@@ -434,11 +435,34 @@ async def post_assign(
             status_code=422,
             fragment=_htmx(request),
             error=str(exc),
-            error_for="assign",
+            error_for=error_for,
+            **kept,
         )
     if _htmx(request):
-        return await _show(request, session, conversation_id, fragment=True, notice="Assignment saved.")
-    return _back(conversation_id)
+        return await _show(request, session, conversation_id, fragment=True, notice=notice)
+    return _back(conversation_id, back)
+
+
+@router.post("/inbox/{conversation_id:int}/assign", response_class=HTMLResponse, summary="Assign to a teammate")
+async def post_assign(
+    request: Request,
+    session: CsrfSession,
+    conversation_id: int,
+    user: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    community_id = session.user.community_id
+    try:
+        user_id = int(user) if user.strip() else None
+    except ValueError:
+        user_id = -1  # not a user: refused below like any unknown one
+    return await _change(
+        request,
+        session,
+        conversation_id,
+        lambda conn: assign(conn, community_id, conversation_id, user_id),
+        notice="Assignment saved.",
+        error_for="assign",
+    )
 
 
 @router.post("/inbox/{conversation_id:int}/done", response_class=HTMLResponse, summary="Mark done or not done")
@@ -448,16 +472,16 @@ async def post_done(
     conversation_id: int,
     done: Annotated[bool, Form()] = True,
 ) -> Response:
-    runtime = runtime_of(request)
     community_id = session.user.community_id
-    try:
-        await runtime.writer.run(lambda conn: set_done(conn, community_id, conversation_id, done))
-    except ConversationNotFound:
-        return render(request, "dashboard/conversation.html", status_code=404, thread=None, section="inbox")
-    if _htmx(request):
-        notice = "Marked done: it leaves the inbox until the member writes again." if done else "Back in the inbox."
-        return await _show(request, session, conversation_id, fragment=True, notice=notice)
-    return _back(conversation_id)
+    notice = "Marked done: it leaves the inbox until the member writes again." if done else "Back in the inbox."
+    return await _change(
+        request,
+        session,
+        conversation_id,
+        lambda conn: set_done(conn, community_id, conversation_id, done),
+        notice=notice,
+        error_for="done",
+    )
 
 
 @router.post("/inbox/{conversation_id:int}/notes", response_class=HTMLResponse, summary="Add an internal note")
@@ -467,23 +491,14 @@ async def post_note(
     conversation_id: int,
     body: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
-    runtime = runtime_of(request)
     community_id = session.user.community_id
-    try:
-        await runtime.writer.run(lambda conn: add_note(conn, community_id, conversation_id, session.user, body))
-    except ConversationNotFound:
-        return render(request, "dashboard/conversation.html", status_code=404, thread=None, section="inbox")
-    except ValueError as exc:
-        return await _show(
-            request,
-            session,
-            conversation_id,
-            status_code=422,
-            fragment=_htmx(request),
-            error=str(exc),
-            error_for="note",
-            note_draft=body,
-        )
-    if _htmx(request):
-        return await _show(request, session, conversation_id, fragment=True, notice="Note added.")
-    return _back(conversation_id, "?noted=1")
+    return await _change(
+        request,
+        session,
+        conversation_id,
+        lambda conn: add_note(conn, community_id, conversation_id, session.user, body),
+        notice="Note added.",
+        error_for="note",
+        back="?noted=1",
+        note_draft=body,
+    )
