@@ -22,6 +22,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from openline.db import schema
 from openline.db.schema import Id
+from openline.db.sql import day_after
 from openline.states import Direction, MemberState, MessageKind, MessageState
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
 
 RANGES = (30, 90, 365)
 # A broadcast text counts as replied to when its recipient texts within this many hours of it being sent
-# (the same window as a broadcast's own stats).
+# (the same window as a broadcast's own stats: openline.db.sql.day_after).
 REPLY_HOURS = 24
 
 m, mem, ce, lc = schema.messages.c, schema.members.c, schema.consent_events.c, schema.link_clicks.c
@@ -116,25 +117,6 @@ def _scanned_sqlite(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_scanned, "postgresql")
 def _scanned_postgresql(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
-
-
-class _reply_deadline(FunctionElement[datetime]):
-    """A timestamp plus REPLY_HOURS."""
-
-    type = schema.UTCDateTime()
-    inherit_cache = True
-    name = "reply_deadline"
-
-
-@compiles(_reply_deadline)
-def _reply_deadline_sqlite(element: _reply_deadline, compiler: SQLCompiler, **kw: Any) -> str:
-    # strftime keeps the milliseconds that datetime() would drop.
-    return f"strftime('%Y-%m-%d %H:%M:%f', {compiler.process(element.clauses, **kw)}, '+{REPLY_HOURS} hours')"
-
-
-@compiles(_reply_deadline, "postgresql")
-def _reply_deadline_postgresql(element: _reply_deadline, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + interval '{REPLY_HOURS} hours')"
 
 
 # -- the range and the results ---------------------------------------------------------------------
@@ -319,7 +301,7 @@ def replies_per_day(conn: sa.Connection, community_id: int, days: DayRange) -> d
             reply.c.id > m.id,
             reply.c.direction == Direction.inbound,
             reply.c.created_at >= m.sent_at,
-            reply.c.created_at < _reply_deadline(m.sent_at),
+            reply.c.created_at < day_after(m.sent_at),
             # Implied by the two above; lets PostgreSQL hash just the range's texts for a semi-join.
             reply.c.created_at >= days.start,
             reply.c.created_at < days.end + timedelta(hours=REPLY_HOURS),

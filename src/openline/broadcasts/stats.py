@@ -9,38 +9,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from openline.broadcasts.plan import Planner, Skipped
 from openline.broadcasts.store import Broadcast
 from openline.db import schema
+from openline.db.sql import day_after
 from openline.phone import to_e164
 from openline.states import BroadcastState, Direction, MemberState, MessageState
 
 __all__ = ["BroadcastStats", "broadcast_stats", "why"]
 
 m, mem = schema.messages.c, schema.members.c
-# Replies and opt-outs count when they come within this long of the member's text.
-_AFTER_HOURS = 24
-
-
-class _day_after(FunctionElement[datetime]):
-    """A timestamp plus 24 hours, in each database's own words."""
-
-    inherit_cache = True
-    type = schema.UTCDateTime()
-
-
-@compiles(_day_after)
-def _day_after_sqlite(element: _day_after, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"datetime({compiler.process(element.clauses, **kw)}, '+{_AFTER_HOURS} hours')"
-
-
-@compiles(_day_after, "postgresql")
-def _day_after_postgresql(element: _day_after, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + interval '{_AFTER_HOURS} hours')"
 
 
 @dataclass
@@ -142,7 +121,7 @@ def _replied(conn: sa.Connection, broadcast_id: int) -> int:
                     inbound.c.phone == sent.c.phone,
                     inbound.c.direction == Direction.inbound,
                     inbound.c.created_at >= sent.c.sent_at,
-                    inbound.c.created_at < _day_after(sent.c.sent_at),
+                    inbound.c.created_at < day_after(sent.c.sent_at),
                 )
                 .exists(),
             )
@@ -162,7 +141,7 @@ def _opted_out(conn: sa.Connection, broadcast_id: int) -> int:
                     e.member_id == m.member_id,
                     e.new_state == MemberState.unsubscribed,
                     e.occurred_at >= m.sent_at,
-                    e.occurred_at < _day_after(m.sent_at),
+                    e.occurred_at < day_after(m.sent_at),
                 )
                 .exists(),
             )

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["claim", "insert_ignoring_duplicates"]
+from openline.db.schema import UTCDateTime
+
+__all__ = ["claim", "day_after", "insert_ignoring_duplicates"]
+
+
+class day_after(FunctionElement[datetime]):
+    """A stored timestamp plus 24 hours: a broadcast's reply and opt-out window."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "day_after"
+
+
+@compiles(day_after)
+def _day_after_sqlite(element: day_after, compiler: SQLCompiler, **kw: Any) -> str:
+    # strftime keeps the fraction of a second that datetime() would drop.
+    return f"strftime('%Y-%m-%d %H:%M:%f', {compiler.process(element.clauses, **kw)}, '+24 hours')"
+
+
+@compiles(day_after, "postgresql")
+def _day_after_postgresql(element: day_after, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} + interval '24 hours')"
 
 
 def insert_ignoring_duplicates(dialect_name: str, table: sa.Table, conflict_columns: Sequence[str]) -> sa.Insert:
