@@ -28,14 +28,17 @@ from openline.analytics import (
     Outbound,
     Waits,
     autotext_waits,
+    cached_report,
     clicks_per_day,
     day_range,
     inbound_per_day,
     member_growth,
     opt_outs_per_day,
     outbound_per_day,
+    remember,
     replies_per_day,
     report,
+    settled_until,
 )
 from openline.communities import get_community
 from openline.db import schema
@@ -336,3 +339,58 @@ def test_an_empty_community(runtime: Runtime) -> None:
         (2, 0, 0, None, None),
         (3, 0, 0, None, None),
     ]
+
+
+# -- finished days, kept ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "last"),
+    [
+        (datetime(2025, 3, 10, 0, 0, tzinfo=UTC), date(2025, 3, 8)),  # 03-08's last reply could come until now
+        (datetime(2025, 3, 10, 23, 59, tzinfo=UTC), date(2025, 3, 8)),  # 03-09's could still come
+        (datetime(2025, 3, 11, 0, 0, tzinfo=UTC), date(2025, 3, 9)),
+        (datetime(2025, 3, 11, 0, 59, tzinfo=ZoneInfo("Europe/Rome")), date(2025, 3, 8)),  # 23:59 UTC on 03-10
+    ],
+)
+def test_a_day_is_settled_once_its_replies_had_their_day(now: datetime, last: date) -> None:
+    assert settled_until(now) == last
+
+
+def test_the_cached_report_counts_what_is_not_kept_and_keeps_what_is_finished(runtime: Runtime, community: int) -> None:
+    counted = read(runtime, lambda conn: report(conn, community, RANGE))
+    first = read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW))
+    assert first.days == counted
+    # Today (03-10) and yesterday can still change; everything before is kept once counted.
+    assert [d.day for d in first.settled] == [d for d in RANGE.dates() if d <= date(2025, 3, 8)]
+    assert all(d.joined == 0 and d.subscribed == 0 for d in first.settled)  # growth is never kept
+    with runtime.db.write_engine.begin() as conn:
+        remember(conn, community, first.settled)
+        remember(conn, community, first.settled[:3])  # kept already (another process): left as it was
+    again = read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW))
+    assert again.days == counted and again.settled == []
+
+
+def test_kept_days_are_read_back_and_live_days_counted(runtime: Runtime, community: int) -> None:
+    with runtime.db.write_engine.begin() as conn:
+        remember(conn, community, cached_report(conn, community, RANGE, NOW).settled)
+        c = Community(conn, community, list_senders(conn, community)[0].id)
+        c.inbound("D", at(3, 12))  # a settled day: not counted again
+        c.inbound("D", at(10, 12))  # today: counted
+        c.member("Z", MemberState.subscribed, joined=at(3, 12))  # growth is always counted
+        c.consent("Z", None, MemberState.subscribed, at(3, 12))
+    by_day = {d.day: d for d in read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW)).days}
+    counted = {d.day: d for d in read(runtime, lambda conn: report(conn, community, RANGE))}
+    assert by_day[date(2025, 3, 3)].inbound == counted[date(2025, 3, 3)].inbound - 1
+    assert by_day[date(2025, 3, 10)] == counted[date(2025, 3, 10)]
+    assert by_day[date(2025, 3, 3)].joined == counted[date(2025, 3, 3)].joined
+    assert by_day[date(2025, 3, 5)].subscribed == counted[date(2025, 3, 5)].subscribed
+
+
+def test_a_range_reaching_past_what_is_kept_counts_the_rest(runtime: Runtime, community: int) -> None:
+    short = DayRange(date(2025, 3, 1), date(2025, 3, 10))
+    with runtime.db.write_engine.begin() as conn:
+        remember(conn, community, cached_report(conn, community, short, NOW).settled)
+    longer = read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW))
+    assert longer.days == read(runtime, lambda conn: report(conn, community, RANGE))
+    assert [d.day for d in longer.settled] == [d for d in RANGE.dates() if d < date(2025, 3, 1)]

@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import sqlalchemy as sa
 
 from openline.communities import get_community
+from openline.db import schema
 from openline.runtime import Runtime
 from openline.senders import list_senders
 from openline.states import MemberState, MessageKind, MessageState, UserRole
@@ -99,6 +101,14 @@ async def test_the_charts_and_their_numbers(client: httpx.AsyncClient, runtime: 
     assert [before, "0"] in numbers(html, "subscribed") and [label, "1"] in numbers(html, "subscribed")
     assert [before, "\u2013", "\u2013"] in numbers(html, "autotext")  # no new numbers: no value, not zero
     assert f"Received: highest 2 on {label}" in html
+
+    # The finished days were kept: the next visit reads them back (a text added to one now is not seen).
+    with runtime.db.write_engine.begin() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(schema.analytics_days)).scalar_one()
+        assert kept == 28  # the 30 days but today and yesterday
+        Community(conn, community_id, c.sender_id).inbound("A", day + timedelta(hours=13))
+    again = await client.get("/analytics")
+    assert numbers(again.text, "texts") == numbers(html, "texts")
 
     longer = await client.get("/analytics", params={"days": "90"})
     assert len(numbers(longer.text, "texts")) == 91

@@ -11,7 +11,7 @@ Rates are None on a day with nothing to divide by.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -21,8 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from openline.db import schema
-from openline.db.schema import Id
-from openline.db.sql import day_after
+from openline.db.sql import INBOUND, OUTBOUND, REPLY_HOURS, day_after, insert_ignoring_duplicates, unindexed
 from openline.states import Direction, MemberState, MessageKind, MessageState
 
 __all__ = [
@@ -31,22 +30,23 @@ __all__ = [
     "Day",
     "DayRange",
     "Outbound",
+    "Report",
     "Waits",
     "autotext_waits",
+    "cached_report",
     "clicks_per_day",
     "day_range",
     "inbound_per_day",
     "member_growth",
     "opt_outs_per_day",
     "outbound_per_day",
+    "remember",
     "replies_per_day",
     "report",
+    "settled_until",
 ]
 
 RANGES = (30, 90, 365)
-# A broadcast text counts as replied to when its recipient texts within this many hours of it being sent
-# (the same window as a broadcast's own stats: openline.db.sql.day_after).
-REPLY_HOURS = 24
 
 m, mem, ce, lc = schema.messages.c, schema.members.c, schema.consent_events.c, schema.link_clicks.c
 
@@ -92,31 +92,6 @@ def _seconds_between_sqlite(element: _seconds_between, compiler: SQLCompiler, **
 def _seconds_between_postgresql(element: _seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
     return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION)"
-
-
-class _scanned(FunctionElement[int]):
-    """A column compared without any index on SQLite: ``+community_id``.
-
-    Without statistics (openline never runs ANALYZE) SQLite takes ``community_id = ?`` for a selective
-    test and walks ix_messages_phone (community_id, phone, id), fetching every row of the community by
-    a look-up: ten times slower than reading the table straight through (900 ms against 85 ms at a
-    million texts). The unary plus is SQLite's documented way to rule an index out; PostgreSQL has
-    statistics and plans well without it.
-    """
-
-    type = Id
-    inherit_cache = True
-    name = "scanned"
-
-
-@compiles(_scanned)
-def _scanned_sqlite(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"+{compiler.process(element.clauses, **kw)}"
-
-
-@compiles(_scanned, "postgresql")
-def _scanned_postgresql(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
 
 
 # -- the range and the results ---------------------------------------------------------------------
@@ -256,7 +231,7 @@ def inbound_per_day(conn: sa.Connection, community_id: int, days: DayRange) -> d
     day = _utc_day(m.created_at)
     rows = conn.execute(
         sa.select(day, sa.func.count())
-        .where(_scanned(m.community_id) == community_id, m.direction == Direction.inbound, _in(m.created_at, days))
+        .where(m.community_id == community_id, m.direction == INBOUND, _in(m.created_at, days))
         .group_by(day)
     )
     return {_day(d): int(n) for d, n in rows}
@@ -275,7 +250,7 @@ def outbound_per_day(conn: sa.Connection, community_id: int, days: DayRange) -> 
             _count_if(m.state == MessageState.failed),
             _count_if(m.kind == MessageKind.broadcast),
         )
-        .where(_scanned(m.community_id) == community_id, m.direction == Direction.outbound, _in(m.sent_at, days))
+        .where(m.community_id == community_id, m.direction == OUTBOUND, _in(m.sent_at, days))
         .group_by(day)
     )
     replied = replies_per_day(conn, community_id, days)
@@ -300,11 +275,11 @@ def replies_per_day(conn: sa.Connection, community_id: int, days: DayRange) -> d
             # A reply is stored after the text it answers: only the number's later rows are read.
             reply.c.id > m.id,
             reply.c.direction == Direction.inbound,
-            reply.c.created_at >= m.sent_at,
-            reply.c.created_at < day_after(m.sent_at),
+            unindexed(reply.c.created_at) >= m.sent_at,
+            unindexed(reply.c.created_at) < day_after(m.sent_at),
             # Implied by the two above; lets PostgreSQL hash just the range's texts for a semi-join.
-            reply.c.created_at >= days.start,
-            reply.c.created_at < days.end + timedelta(hours=REPLY_HOURS),
+            unindexed(reply.c.created_at) >= days.start,
+            unindexed(reply.c.created_at) < days.end + timedelta(hours=REPLY_HOURS),
         )
         .exists()
     )
@@ -314,8 +289,8 @@ def replies_per_day(conn: sa.Connection, community_id: int, days: DayRange) -> d
     rows = conn.execute(
         sa.select(day, sa.func.count())
         .where(
-            _scanned(m.community_id) == community_id,
-            m.direction == Direction.outbound,
+            m.community_id == community_id,
+            m.direction == OUTBOUND,
             m.kind == MessageKind.broadcast,
             _in(m.sent_at, days),
             answered,
@@ -359,7 +334,7 @@ def autotext_waits(conn: sa.Connection, community_id: int, days: DayRange) -> di
     """
     first = (
         sa.select(m.phone, sa.func.min(m.id).label("first_id"), sa.func.min(m.created_at).label("first_at"))
-        .where(_scanned(m.community_id) == community_id, m.direction == Direction.inbound, _in(m.created_at, days))
+        .where(m.community_id == community_id, m.direction == INBOUND, _in(m.created_at, days))
         .group_by(m.phone)
         .cte("first_in_range")
     )
@@ -419,23 +394,23 @@ def autotext_waits(conn: sa.Connection, community_id: int, days: DayRange) -> di
     return {_day(d): Waits(int(n), float(p50), float(p95)) for d, n, p50, p95 in rows}
 
 
-def report(conn: sa.Connection, community_id: int, days: DayRange) -> list[Day]:
-    """Every series, one :class:`Day` per day of the range, oldest first (days without data are zeros)."""
+def _no_jit(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
         # These queries look costly to PostgreSQL's planner, which then spends longer compiling them with
         # JIT (about a second at a million texts) than running them. For this transaction only.
         conn.exec_driver_sql("SET LOCAL jit = off")
-    growth = member_growth(conn, community_id, days)
+
+
+def _activity(conn: sa.Connection, community_id: int, days: DayRange) -> dict[date, Day]:
+    """Every series but member growth, one :class:`Day` per day of the range (joined and subscribed 0)."""
     inbound = inbound_per_day(conn, community_id, days)
     outbound = outbound_per_day(conn, community_id, days)
     clicks = clicks_per_day(conn, community_id, days)
     opt_outs = opt_outs_per_day(conn, community_id, days)
     waits = autotext_waits(conn, community_id, days)
-    return [
-        Day(
+    return {
+        each: Day(
             day=each,
-            joined=growth[each][0],
-            subscribed=growth[each][1],
             inbound=inbound.get(each, 0),
             outbound=outbound.get(each, Outbound()),
             clicks=clicks.get(each, 0),
@@ -443,4 +418,93 @@ def report(conn: sa.Connection, community_id: int, days: DayRange) -> list[Day]:
             waits=waits.get(each),
         )
         for each in days.dates()
+    }
+
+
+def report(conn: sa.Connection, community_id: int, days: DayRange) -> list[Day]:
+    """Every series, one :class:`Day` per day of the range, oldest first (days without data are zeros),
+    all counted now. :func:`cached_report` gives the same figures, reading finished days back."""
+    _no_jit(conn)
+    growth = member_growth(conn, community_id, days)
+    activity = _activity(conn, community_id, days)
+    return [replace(activity[each], joined=growth[each][0], subscribed=growth[each][1]) for each in days.dates()]
+
+
+# -- finished days, kept ---------------------------------------------------------------------------
+
+
+def settled_until(now: datetime) -> date:
+    """The last UTC day whose figures can no longer change: a reply to its last text had REPLY_HOURS to
+    come, and has. (A delivery receipt later than that is not reflected; providers send them within
+    minutes, carriers within hours.)"""
+    return (now.astimezone(UTC) - timedelta(hours=REPLY_HOURS)).date() - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Report:
+    days: list[Day]
+    settled: list[Day]  # finished days counted for this report, not kept yet: for :func:`remember`
+
+
+def cached_report(conn: sa.Connection, community_id: int, days: DayRange, now: datetime) -> Report:
+    """:func:`report`'s figures, with finished days read from analytics_days where they were kept.
+
+    Only the days not kept (on a first visit, all; after that today and yesterday) are counted, in one
+    span. Member growth is always counted: it is cheap, and an import may date members' joining back.
+    """
+    _no_jit(conn)
+    a = schema.analytics_days.c
+    kept: dict[date, Any] = {
+        day: figures
+        for day, figures in conn.execute(
+            sa.select(a.day, a.figures).where(a.community_id == community_id, a.day.between(days.first, days.last))
+        )
+    }
+    missing = [each for each in days.dates() if each not in kept]
+    counted = _activity(conn, community_id, DayRange(missing[0], missing[-1])) if missing else {}
+    growth = member_growth(conn, community_id, days)
+    result = [
+        replace(
+            counted[each] if each in counted else _from_figures(each, kept[each]),
+            joined=growth[each][0],
+            subscribed=growth[each][1],
+        )
+        for each in days.dates()
     ]
+    last = settled_until(now)
+    return Report(result, [counted[each] for each in missing if each <= last])
+
+
+def remember(conn: sa.Connection, community_id: int, settled: list[Day]) -> None:
+    """Keep finished days' figures (a day kept already, by another process meanwhile, stays as it is)."""
+    if not settled:
+        return
+    table = schema.analytics_days
+    conn.execute(
+        insert_ignoring_duplicates(conn.dialect.name, table, ["community_id", "day"]),
+        [{"community_id": community_id, "day": d.day, "figures": _figures(d)} for d in settled],
+    )
+
+
+def _figures(day: Day) -> dict[str, Any]:
+    out = day.outbound
+    waits = None if day.waits is None else [day.waits.count, day.waits.p50, day.waits.p95]
+    return {
+        "inbound": day.inbound,
+        "outbound": [out.sent, out.delivered, out.undelivered, out.failed, out.broadcast, out.replied],
+        "clicks": day.clicks,
+        "opt_outs": day.opt_outs,
+        "waits": waits,
+    }
+
+
+def _from_figures(day: date, figures: dict[str, Any]) -> Day:
+    waits = figures["waits"]
+    return Day(
+        day=day,
+        inbound=figures["inbound"],
+        outbound=Outbound(*figures["outbound"]),
+        clicks=figures["clicks"],
+        opt_outs=figures["opt_outs"],
+        waits=None if waits is None else Waits(int(waits[0]), float(waits[1]), float(waits[2])),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from openline.broadcasts.plan import Planner, Skipped
 from openline.broadcasts.store import Broadcast
 from openline.db import schema
-from openline.db.sql import day_after
+from openline.db.sql import INBOUND, REPLY_HOURS, day_after, unindexed
 from openline.phone import to_e164
-from openline.states import BroadcastState, Direction, MemberState, MessageState
+from openline.states import BroadcastState, MemberState, MessageState
 
 __all__ = ["BroadcastStats", "broadcast_stats", "why"]
 
@@ -101,27 +101,36 @@ def broadcast_stats(conn: sa.Connection, broadcast: Broadcast, now: datetime) ->
         stats.clicks += total
         stats.clicked += unique
         variants[variant or "A"]["clicked"] += unique
-    stats.replied = _replied(conn, broadcast.id)
-    stats.opted_out = _opted_out(conn, broadcast.id)
+    if broadcast.started_at is not None:
+        # Nothing of it was sent before it started or after it finished: the replies and opt-outs that
+        # can count lie in that span plus a day, which lets both counts read only that span's rows.
+        span = (broadcast.started_at, (broadcast.finished_at or now) + timedelta(hours=REPLY_HOURS))
+        stats.replied = _replied(conn, broadcast, span)
+        stats.opted_out = _opted_out(conn, broadcast, span)
     stats.variants = {name: dict(counts) for name, counts in sorted(variants.items())}
     return stats
 
 
-def _replied(conn: sa.Connection, broadcast_id: int) -> int:
+def _replied(conn: sa.Connection, broadcast: Broadcast, span: tuple[datetime, datetime]) -> int:
     sent = schema.messages.alias("sent")
     inbound = schema.messages.alias("inbound")
     return int(
         conn.execute(
             sa.select(sa.func.count(sa.distinct(sent.c.member_id))).where(
-                sent.c.broadcast_id == broadcast_id,
+                sent.c.broadcast_id == broadcast.id,
                 sent.c.sent_at.is_not(None),
                 sa.select(inbound.c.id)
                 .where(
-                    inbound.c.community_id == sent.c.community_id,
+                    # The community as a constant, the direction as a literal and the span: PostgreSQL
+                    # hashes the span's inbound texts from ix_messages_inbound_day once. SQLite looks
+                    # each number up in ix_messages_phone instead (see unindexed).
+                    inbound.c.community_id == broadcast.community_id,
+                    inbound.c.direction == INBOUND,
+                    unindexed(inbound.c.created_at) >= span[0],
+                    unindexed(inbound.c.created_at) < span[1],
                     inbound.c.phone == sent.c.phone,
-                    inbound.c.direction == Direction.inbound,
-                    inbound.c.created_at >= sent.c.sent_at,
-                    inbound.c.created_at < day_after(sent.c.sent_at),
+                    unindexed(inbound.c.created_at) >= sent.c.sent_at,
+                    unindexed(inbound.c.created_at) < day_after(sent.c.sent_at),
                 )
                 .exists(),
             )
@@ -129,15 +138,18 @@ def _replied(conn: sa.Connection, broadcast_id: int) -> int:
     )
 
 
-def _opted_out(conn: sa.Connection, broadcast_id: int) -> int:
+def _opted_out(conn: sa.Connection, broadcast: Broadcast, span: tuple[datetime, datetime]) -> int:
     e = schema.consent_events.c
     return int(
         conn.execute(
             sa.select(sa.func.count(sa.distinct(m.member_id))).where(
-                m.broadcast_id == broadcast_id,
+                m.broadcast_id == broadcast.id,
                 m.sent_at.is_not(None),
                 sa.select(e.id)
                 .where(
+                    e.community_id == broadcast.community_id,
+                    e.occurred_at >= span[0],
+                    e.occurred_at < span[1],
                     e.member_id == m.member_id,
                     e.new_state == MemberState.unsubscribed,
                     e.occurred_at >= m.sent_at,

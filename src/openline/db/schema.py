@@ -293,6 +293,8 @@ consent_events = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False, default=utcnow),
     # A member's ledger is read in order (export, audit).
     sa.Index("ix_consent_events_member", "member_id", "id"),
+    # Analytics: a community's changes of state by day, answered from the index alone.
+    sa.Index("ix_consent_events_day", "community_id", "occurred_at", "new_state", "previous_state"),
 )
 
 conversations = sa.Table(
@@ -452,6 +454,29 @@ sa.Index(
     postgresql_where=sa.text("kind IN ('text', 'reply')"),
 )
 
+# Analytics: a community's inbound texts by day, with the number that sent each (first texts of a day).
+# Partial, so only inbound rows pay for it; queries name the direction as a literal for SQLite to use it.
+sa.Index(
+    "ix_messages_inbound_day",
+    messages.c.community_id,
+    messages.c.created_at,
+    messages.c.phone,
+    sqlite_where=sa.text("direction = 'inbound'"),
+    postgresql_where=sa.text("direction = 'inbound'"),
+)
+
+# Analytics: a community's sent texts by the day they were sent, with what became of them. Texts not
+# yet sent (no sent_at) are left out until they are.
+sa.Index(
+    "ix_messages_outbound_day",
+    messages.c.community_id,
+    messages.c.sent_at,
+    messages.c.state,
+    messages.c.kind,
+    sqlite_where=sa.text("direction = 'outbound' AND sent_at IS NOT NULL"),
+    postgresql_where=sa.text("direction = 'outbound' AND sent_at IS NOT NULL"),
+)
+
 # Which worker sends for a sender right now: one owner at a time paces it exactly. A lease not renewed
 # before it expires (its worker died) may be taken by another worker.
 sender_leases = sa.Table(
@@ -460,6 +485,17 @@ sender_leases = sa.Table(
     sa.Column("sender_id", Id, sa.ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("owner", sa.String(100), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# A community's figures for a finished UTC day (openline.analytics): kept once the day can no longer
+# change, so the analytics page reads them instead of counting a year of texts again.
+analytics_days = sa.Table(
+    "analytics_days",
+    metadata,
+    sa.Column("community_id", Id, sa.ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("figures", sa.JSON(), nullable=False),
+    sa.Column("computed_at", UTCDateTime(), nullable=False, default=utcnow),
 )
 
 # Delivery receipts as providers reported them, stored by the same durable ingest path as texts and
@@ -485,6 +521,7 @@ message_receipts = sa.Table(
 __all__ = [
     "Id",
     "UTCDateTime",
+    "analytics_days",
     "api_tokens",
     "audit_log",
     "broadcast_links",

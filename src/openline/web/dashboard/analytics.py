@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from openline.accounts import Session
-from openline.analytics import RANGES, REPLY_HOURS, Day, day_range, report
+from openline.analytics import RANGES, REPLY_HOURS, Day, Report, cached_report, day_range, remember
 from openline.states import UserRole
 from openline.web.charts import Chart, Series, has_data, percent, render_chart, seconds
-from openline.web.dashboard.auth import read
+from openline.web.dashboard.auth import read, write
 from openline.web.dashboard.deps import render, require, runtime_of
 
 __all__ = ["ChartView", "chart_specs", "router"]
@@ -123,13 +123,22 @@ def chart_specs(days: Sequence[Day]) -> list[Chart]:
 async def analytics_page(request: Request, session: Admin, days: str = str(DEFAULT_DAYS)) -> HTMLResponse:
     # Only the offered ranges: anything else (a mistyped address) shows the default one.
     period = int(days) if days in {str(n) for n in RANGES} else DEFAULT_DAYS
-    span = day_range(period, datetime.now(UTC))
+    now = datetime.now(UTC)
+    span = day_range(period, now)
     community_id = session.user.community_id
+    runtime = runtime_of(request)
 
-    def load(conn: sa.Connection) -> list[Day]:
-        return report(conn, community_id, span)
+    def load(conn: sa.Connection) -> Report:
+        return cached_report(conn, community_id, span, now)
 
-    specs = chart_specs(await read(runtime_of(request), load))
+    found = await read(runtime, load)
+    if found.settled:  # counted for the first time: kept, so the next visit reads them back
+
+        def keep(conn: sa.Connection) -> None:
+            remember(conn, community_id, found.settled)
+
+        await write(runtime, keep)
+    specs = chart_specs(found.days)
     charts = [ChartView(c.key, c.title, c.description, render_chart(c), has_data(c)) for c in specs]
     return render(
         request,
