@@ -147,13 +147,15 @@ def _opted_out(conn: sa.Connection, broadcast: Broadcast, span: tuple[datetime, 
                 m.sent_at.is_not(None),
                 sa.select(e.id)
                 .where(
-                    e.community_id == broadcast.community_id,
-                    e.occurred_at >= span[0],
-                    e.occurred_at < span[1],
+                    # As for replies: PostgreSQL hashes the span's ledger from ix_consent_events_day once;
+                    # SQLite looks each member up in ix_consent_events_member.
+                    unindexed(e.community_id) == broadcast.community_id,
+                    unindexed(e.occurred_at) >= span[0],
+                    unindexed(e.occurred_at) < span[1],
                     e.member_id == m.member_id,
                     e.new_state == MemberState.unsubscribed,
-                    e.occurred_at >= m.sent_at,
-                    e.occurred_at < day_after(m.sent_at),
+                    unindexed(e.occurred_at) >= m.sent_at,
+                    unindexed(e.occurred_at) < day_after(m.sent_at),
                 )
                 .exists(),
             )

@@ -48,11 +48,12 @@ def _day_after_postgresql(element: day_after, compiler: SQLCompiler, **kw: Any) 
 class unindexed(FunctionElement[Any]):
     """A column that SQLite must not look up through an index: ``+created_at``.
 
-    A correlated look-up of a number's reply must go through ix_messages_phone (community_id, phone,
-    id). Without statistics (openline never runs ANALYZE) SQLite may instead take the time range for the
-    better test and walk ix_messages_inbound_day, reading a whole day of a community's texts per
-    look-up (55 s instead of 0.3 s at a million texts). The unary plus is SQLite's documented way to
-    rule an index out for one term; PostgreSQL has statistics and plans well without it.
+    A correlated look-up (a number's reply, a member's opt-out) must go through the index on its own key
+    (ix_messages_phone, ix_consent_events_member). Without statistics (openline never runs ANALYZE)
+    SQLite may instead take a time range for the better test and walk a by-day index, reading a whole
+    day of a community's rows per look-up (55 s instead of 0.3 s at a million texts). The unary plus is
+    SQLite's documented way to rule an index out for one term; PostgreSQL has statistics and plans well
+    without it. tests/test_query_plans.py checks the plans.
     """
 
     inherit_cache = True
