@@ -18,7 +18,9 @@ Then, through the app (``create_app`` over a Runtime on that database, httpx's A
 owner's session cookie), each page is fetched once to warm up and then timed fifteen times (twice with
 ``--smoke``): the member list's first page, a page in the middle, the first page with a filter, one
 member, the filter's live count, the broadcast list, a finished broadcast, analytics over 30 and 90
-days, the inbox and the settings. Reported: median and p95 (nearest rank) per page; target 200 ms.
+days, the inbox and the settings. Reported: median and p95 (nearest rank) per page; target 200 ms. The
+first fetch is reported apart: it is when /analytics counts the finished days and keeps them (the 90
+days' first visit counts the 60 the 30 days' did not), which a running service does once per day.
 
 SQLite is measured without statistics (the loaders' ANALYZE is undone): openline never runs ANALYZE, so
 that is how a live database plans. PostgreSQL's are fresh, as autovacuum keeps them. The broadcasts and
@@ -195,7 +197,8 @@ def run(options: Options) -> Table:
             db.dispose()
     table.notes.append(
         f"{sizes.members:,} members, {sizes.conversations:,} conversations, {len(BROADCASTS)} broadcasts to "
-        f"{sizes.recipients:,} members each; median and p95 of {repetitions} fetches after a warm-up"
+        f"{sizes.recipients:,} members each; median and p95 of {repetitions} fetches after a first one (its "
+        "time apart: /analytics counts finished days then, and keeps them)"
     )
     return table
 
@@ -225,21 +228,19 @@ def _measure(label: str, db: Database, url: str, sizes: Sizes, repetitions: int,
         Page("GET /inbox", "/inbox", 'href="/inbox/'),
         Page("GET /settings", "/settings", "<h1>Settings</h1>"),
     ]
-    results, left_out = _pages(url, pages, repetitions)
-    for page, timings in results:
+    for page, first, timings in _pages(url, pages, repetitions):
         median, p95 = statistics.median(timings) * 1000, percentile(timings, 0.95) * 1000
         table.rows.append(
             {
                 "database": label,
                 "page": page.label,
+                "first ms": f"{first * 1000:.1f}",
                 "median ms": f"{median:.1f}",
                 "p95 ms": f"{p95:.1f}",
                 "target ms": f"{TARGET_MS:g}",
                 "target met": "yes" if p95 <= TARGET_MS else "NO",
             }
         )
-    if left_out:
-        table.notes.append(f"{label}: left out, the app has no such page: {', '.join(p.label for p in left_out)}")
     table.notes.append(
         f"{label}: loaded in {load_seconds:.1f} s: {len(members):,} members, {len(conversations):,} conversations, "
         f"{len(activity.messages):,} broadcast texts, replies and answers, {len(activity.clicks):,} clicks, "
@@ -619,12 +620,9 @@ def _load_postgres(url: str, tables: Rows) -> None:
 
 # -- the pages -------------------------------------------------------------------------------------------
 
-# Pages another part of the dashboard may not have yet: left out (with a note) when they answer 404.
-OPTIONAL = ("/analytics",)
 
-
-def _pages(url: str, pages: list[Page], repetitions: int) -> tuple[list[tuple[Page, list[float]]], list[Page]]:
-    """Each page's timings in seconds through the app, with the owner's session; and the pages left out."""
+def _pages(url: str, pages: list[Page], repetitions: int) -> list[tuple[Page, float, list[float]]]:
+    """Each page's first fetch and its timed fetches, in seconds, through the app with the owner's session."""
     with tempfile.TemporaryDirectory(prefix="openline-bench-spool-") as spool:
         runtime = Runtime.open(Settings(database_url=url, spool_dir=Path(spool)), migrate=False)
         try:
@@ -637,9 +635,9 @@ def _pages(url: str, pages: list[Page], repetitions: int) -> tuple[list[tuple[Pa
 
 async def _fetch_pages(
     runtime: Runtime, token: str, csrf: str, pages: list[Page], repetitions: int
-) -> tuple[list[tuple[Page, list[float]]], list[Page]]:
+) -> list[tuple[Page, float, list[float]]]:
     app = create_app(runtime, own_runtime=False)
-    results, missing = [], []
+    results = []
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE_URL, cookies={COOKIE: token}
     ) as http:
@@ -650,11 +648,11 @@ async def _fetch_pages(
                     return await http.get(page.path)
                 return await http.post(page.path, data=page.form, headers={"X-CSRF-Token": csrf})
 
-            # Warm-up: the page cache and SQLAlchemy's statement cache, as in a running service.
+            # Warm-up: the page cache and SQLAlchemy's statement cache, as in a running service (and the
+            # analytics page's finished days, counted on a first visit and kept). Timed, and shown apart.
+            started = time.perf_counter()
             first = await fetch()
-            if first.status_code == 404 and page.path.startswith(OPTIONAL):
-                missing.append(page)
-                continue
+            first_seconds = time.perf_counter() - started
             _check(page, first)
             timings = []
             for _ in range(repetitions):
@@ -662,8 +660,8 @@ async def _fetch_pages(
                 answer = await fetch()
                 timings.append(time.perf_counter() - started)
                 _check(page, answer)
-            results.append((page, timings))
-    return results, missing
+            results.append((page, first_seconds, timings))
+    return results
 
 
 def _check(page: Page, answer: httpx.Response) -> None:

@@ -2,7 +2,8 @@
 interpreter). ``python -m bench.fake_twilio_server PORT ACCOUNT_SID AUTH_TOKEN NUMBER...``.
 
 ``GET /bench/sent`` lists what it accepted: sender, segments and the monotonic time each request arrived
-(the clock is system-wide on Linux, so the benchmark can compare it with its own).
+(the clock is system-wide on Linux, so the benchmark can compare it with its own); ``POST /bench/reset``
+forgets it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def main() -> None:
     async def sent(_request: Request) -> JSONResponse:
         return JSONResponse([[m.from_, m.num_segments, m.received_at] for m in fake.sent])
 
+    async def reset(_request: Request) -> JSONResponse:
+        fake.reset()
+        return JSONResponse({})
+
     fake.app.router.routes.append(Route("/bench/sent", sent))
+    fake.app.router.routes.append(Route("/bench/reset", reset, methods=["POST"]))
     uvicorn.run(
         fake.app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning"
     )
