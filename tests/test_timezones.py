@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import zoneinfo
 
+import phonenumbers
 import pytest
 
-from openline.timezones import country_zones, member_zones, zone_for_place, zones_for_number
+from openline.timezones import country_zones, member_zones, parsed_number_zones, zone_for_place, zones_for_number
 
 IDAHO = "+12085551234"  # area code 208: Mountain time in the south, Pacific in the panhandle
 MILAN_MOBILE = "+393471234567"
@@ -92,3 +93,25 @@ def test_results_are_copies_callers_may_change() -> None:
     member_zones(IDAHO, None, None, None)[1].clear()
     assert zones_for_number(IDAHO) == ["America/Boise", "America/Los_Angeles"]
     assert member_zones(IDAHO, None, None, None)[1] == ["America/Boise", "America/Los_Angeles"]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+12125550123",  # a US number: geographic, one zone
+        "+18005550199",  # toll free: the whole plan
+        "+393471234567",  # an Italian mobile: not tied to a place, the country's zone
+        "+919812345678",  # an Indian mobile
+        "+447911123456",  # a UK mobile
+        "+61412345678",  # an Australian mobile: the country has several zones
+        "+79161234567",  # a Russian mobile: eleven zones
+        "+8613812345678",  # a Chinese mobile
+    ],
+)
+def test_zones_given_the_numbers_type_are_the_zones_worked_out_without_it(number: str) -> None:
+    parsed = phonenumbers.parse(number)
+    region = phonenumbers.region_code_for_number(parsed)
+    kind = phonenumbers.number_type(parsed)
+    assert kind != phonenumbers.PhoneNumberType.UNKNOWN
+    assert parsed_number_zones(parsed, region, kind) == parsed_number_zones(parsed, region)
+    assert parsed_number_zones(parsed, region) == tuple(zones_for_number(number))

@@ -222,12 +222,14 @@ def _phone(raw: str, region: str | None) -> tuple[str, str | None, tuple[str, ..
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and region is None:
             reason += " (start it with + and the country code, or set a default country)"
         raise ValueError(f"{_shown(raw)} {reason}") from None
-    # is_valid_number works out the region first; doing it here once gives both answers.
-    found = phonenumbers.region_code_for_number(number)
-    if found is None or not phonenumbers.is_valid_number_for_region(number, found):
+    # A valid number is one of a known type (is_valid_number is exactly that); the type also decides its
+    # time zones, so it is worked out once here rather than again by each check.
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise ValueError(f"{_shown(raw)} is not a valid number in the numbering plan of +{number.country_code}")
+    found = phonenumbers.region_code_for_number(number)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, None if found in ("001", "ZZ") else str(found), parsed_number_zones(number, found)
+    return e164, None if found in ("001", "ZZ") else str(found), parsed_number_zones(number, found, kind)
 
 
 def _date(raw: str) -> date:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 __all__ = ["choose_zones", "country_zones", "member_zones", "parsed_number_zones", "zone_for_place", "zones_for_number"]
 
@@ -106,10 +107,24 @@ def _number_zones(e164: str) -> tuple[str, ...]:
     return parsed_number_zones(number, phonenumbers.region_code_for_number(number))
 
 
-def parsed_number_zones(number: phonenumbers.PhoneNumber, region: str | None) -> tuple[str, ...]:
-    """``zones_for_number`` for a number already parsed (with its region): an import of a million rows
-    would otherwise parse every number a second time."""
-    return tuple(_distinct(phone_timezone.time_zones_for_number(number), region))
+def parsed_number_zones(
+    number: phonenumbers.PhoneNumber, region: str | None, kind: int | None = None
+) -> tuple[str, ...]:
+    """``zones_for_number`` for a number already parsed, with its region and, when known, its type
+    (``phonenumbers.number_type``): an import of a million rows would otherwise parse every number a
+    second time and match it against its plan's patterns twice more."""
+    if kind is None:
+        return tuple(_distinct(phone_timezone.time_zones_for_number(number), region))
+    # time_zones_for_number, given the type it would work out: numbers of a type its plan does not
+    # tie to places (mobiles in many countries) get the zones of the whole country code.
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return ()
+    country_code = number.country_code or 0
+    if phonenumbers.is_number_type_geographical(kind, country_code):
+        return tuple(_distinct(phone_timezone.time_zones_for_geographical_number(number), region))
+    code = str(country_code)
+    prefix = next((code[:n] for n in range(len(code), 0, -1) if code[:n] in TIMEZONE_DATA), None)
+    return tuple(_distinct(TIMEZONE_DATA[prefix] if prefix else (), region))
 
 
 def zones_for_number(e164: str) -> list[str]:
