@@ -31,6 +31,7 @@ from openline.analytics import (
     cached_report,
     clicks_per_day,
     day_range,
+    forget,
     inbound_per_day,
     member_growth,
     opt_outs_per_day,
@@ -363,7 +364,6 @@ def test_the_cached_report_counts_what_is_not_kept_and_keeps_what_is_finished(ru
     assert first.days == counted
     # Today (03-10) and yesterday can still change; everything before is kept once counted.
     assert [d.day for d in first.settled] == [d for d in RANGE.dates() if d <= date(2025, 3, 8)]
-    assert all(d.joined == 0 and d.subscribed == 0 for d in first.settled)  # growth is never kept
     with runtime.db.write_engine.begin() as conn:
         remember(conn, community, first.settled)
         remember(conn, community, first.settled[:3])  # kept already (another process): left as it was
@@ -377,14 +377,28 @@ def test_kept_days_are_read_back_and_live_days_counted(runtime: Runtime, communi
         c = Community(conn, community, list_senders(conn, community)[0].id)
         c.inbound("D", at(3, 12))  # a settled day: not counted again
         c.inbound("D", at(10, 12))  # today: counted
-        c.member("Z", MemberState.subscribed, joined=at(3, 12))  # growth is always counted
-        c.consent("Z", None, MemberState.subscribed, at(3, 12))
+        c.member("Z", MemberState.subscribed, joined=at(10, 12))
+        c.consent("Z", None, MemberState.subscribed, at(10, 12))
     by_day = {d.day: d for d in read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW)).days}
     counted = {d.day: d for d in read(runtime, lambda conn: report(conn, community, RANGE))}
     assert by_day[date(2025, 3, 3)].inbound == counted[date(2025, 3, 3)].inbound - 1
     assert by_day[date(2025, 3, 10)] == counted[date(2025, 3, 10)]
-    assert by_day[date(2025, 3, 3)].joined == counted[date(2025, 3, 3)].joined
-    assert by_day[date(2025, 3, 5)].subscribed == counted[date(2025, 3, 5)].subscribed
+    assert by_day[date(2025, 3, 10)].joined == 1  # Z
+
+
+def test_forgotten_days_are_counted_again(runtime: Runtime, community: int) -> None:
+    with runtime.db.write_engine.begin() as conn:
+        remember(conn, community, cached_report(conn, community, RANGE, NOW).settled)
+        # An import dates a member's joining back to 03-03: that day and those after it change.
+        c = Community(conn, community, list_senders(conn, community)[0].id)
+        c.member("Z", MemberState.subscribed, joined=at(3, 12))
+        c.consent("Z", None, MemberState.subscribed, at(10, 12))
+        forget(conn, community, date(2025, 3, 3))
+    again = read(runtime, lambda conn: cached_report(conn, community, RANGE, NOW))
+    counted = read(runtime, lambda conn: report(conn, community, RANGE))
+    assert again.days == counted
+    assert [d.day for d in again.settled] == [date(2025, 3, d) for d in range(3, 9)]
+    assert {d.day: d.joined for d in again.days}[date(2025, 3, 3)] == 1
 
 
 def test_a_range_reaching_past_what_is_kept_counts_the_rest(runtime: Runtime, community: int) -> None:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openline import members_io
+from openline.analytics import Day, remember
 from openline.communities import bootstrap, get_community
 from openline.db import Database, schema
 from openline.erasure import erase_member
@@ -553,3 +554,21 @@ def test_a_member_created_meanwhile_is_merged_not_duplicated(
     ann = member(db, community, US)
     assert (ann["first_name"], ann["last_name"], ann["tags"]) == ("Ann", "Lee", ["vip"])
     assert member(db, community, US2)["tags"] == ["vip"]
+
+
+def test_members_dated_into_kept_analytics_days_have_those_days_counted_again(
+    db: Database, community: int, tmp_path: Path
+) -> None:
+    kept = [NOW.date() - timedelta(days=n) for n in range(2, 40)]  # every settled day of the last weeks
+    with db.write_engine.begin() as conn:
+        remember(conn, community, [Day(day) for day in kept])
+    consented = NOW - timedelta(days=10)
+    rows = [["phone", "consent_source", "consent_at"], [US, "web", consented.isoformat()], [US2, "", ""]]
+    run_import(db, community, write_csv(tmp_path / "a.csv", rows))
+    with db.read_engine.connect() as conn:
+        left = set(conn.execute(sa.select(schema.analytics_days.c.day)).scalars())
+    assert left == {day for day in kept if day < consented.date()}
+    # Consent given today dates nothing back: what is kept stays.
+    run_import(db, community, write_csv(tmp_path / "b.csv", [rows[0], [US3, "web", NOW.isoformat()]]))
+    with db.read_engine.connect() as conn:
+        assert set(conn.execute(sa.select(schema.analytics_days.c.day)).scalars()) == left

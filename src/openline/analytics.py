@@ -11,7 +11,7 @@ Rates are None on a day with nothing to divide by.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "cached_report",
     "clicks_per_day",
     "day_range",
+    "forget",
     "inbound_per_day",
     "member_growth",
     "opt_outs_per_day",
@@ -401,16 +402,21 @@ def _no_jit(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET LOCAL jit = off")
 
 
-def _activity(conn: sa.Connection, community_id: int, days: DayRange) -> dict[date, Day]:
-    """Every series but member growth, one :class:`Day` per day of the range (joined and subscribed 0)."""
+def report(conn: sa.Connection, community_id: int, days: DayRange) -> list[Day]:
+    """Every series, one :class:`Day` per day of the range, oldest first (days without data are zeros),
+    all counted now. :func:`cached_report` gives the same figures, reading settled days back."""
+    _no_jit(conn)
+    growth = member_growth(conn, community_id, days)
     inbound = inbound_per_day(conn, community_id, days)
     outbound = outbound_per_day(conn, community_id, days)
     clicks = clicks_per_day(conn, community_id, days)
     opt_outs = opt_outs_per_day(conn, community_id, days)
     waits = autotext_waits(conn, community_id, days)
-    return {
-        each: Day(
+    return [
+        Day(
             day=each,
+            joined=growth[each][0],
+            subscribed=growth[each][1],
             inbound=inbound.get(each, 0),
             outbound=outbound.get(each, Outbound()),
             clicks=clicks.get(each, 0),
@@ -418,16 +424,7 @@ def _activity(conn: sa.Connection, community_id: int, days: DayRange) -> dict[da
             waits=waits.get(each),
         )
         for each in days.dates()
-    }
-
-
-def report(conn: sa.Connection, community_id: int, days: DayRange) -> list[Day]:
-    """Every series, one :class:`Day` per day of the range, oldest first (days without data are zeros),
-    all counted now. :func:`cached_report` gives the same figures, reading finished days back."""
-    _no_jit(conn)
-    growth = member_growth(conn, community_id, days)
-    activity = _activity(conn, community_id, days)
-    return [replace(activity[each], joined=growth[each][0], subscribed=growth[each][1]) for each in days.dates()]
+    ]
 
 
 # -- finished days, kept ---------------------------------------------------------------------------
@@ -443,14 +440,14 @@ def settled_until(now: datetime) -> date:
 @dataclass(frozen=True)
 class Report:
     days: list[Day]
-    settled: list[Day]  # finished days counted for this report, not kept yet: for :func:`remember`
+    settled: list[Day]  # settled days counted for this report, not kept yet: for :func:`remember`
 
 
 def cached_report(conn: sa.Connection, community_id: int, days: DayRange, now: datetime) -> Report:
-    """:func:`report`'s figures, with finished days read from analytics_days where they were kept.
+    """:func:`report`'s figures, with settled days read from analytics_days where they were kept.
 
     Only the days not kept (on a first visit, all; after that today and yesterday) are counted, in one
-    span. Member growth is always counted: it is cheap, and an import may date members' joining back.
+    span; member growth too, counted back from today's exact total as :func:`member_growth` does.
     """
     _no_jit(conn)
     a = schema.analytics_days.c
@@ -461,18 +458,20 @@ def cached_report(conn: sa.Connection, community_id: int, days: DayRange, now: d
         )
     }
     missing = [each for each in days.dates() if each not in kept]
-    counted = _activity(conn, community_id, DayRange(missing[0], missing[-1])) if missing else {}
-    growth = member_growth(conn, community_id, days)
-    result = [
-        replace(
-            counted[each] if each in counted else _from_figures(each, kept[each]),
-            joined=growth[each][0],
-            subscribed=growth[each][1],
-        )
-        for each in days.dates()
-    ]
+    counted = report(conn, community_id, DayRange(missing[0], missing[-1])) if missing else []
+    by_day = {day.day: day for day in counted}
     last = settled_until(now)
-    return Report(result, [counted[each] for each in missing if each <= last])
+    return Report(
+        [by_day[each] if each in by_day else _from_figures(each, kept[each]) for each in days.dates()],
+        [by_day[each] for each in missing if each <= last],
+    )
+
+
+def forget(conn: sa.Connection, community_id: int, since: date) -> None:
+    """Drop the kept figures of ``since`` and later: something changed them after the fact (an import
+    dating members' joining back). They are counted again at the next visit."""
+    a = schema.analytics_days.c
+    conn.execute(sa.delete(schema.analytics_days).where(a.community_id == community_id, a.day >= since))
 
 
 def remember(conn: sa.Connection, community_id: int, settled: list[Day]) -> None:
@@ -490,6 +489,8 @@ def _figures(day: Day) -> dict[str, Any]:
     out = day.outbound
     waits = None if day.waits is None else [day.waits.count, day.waits.p50, day.waits.p95]
     return {
+        "joined": day.joined,
+        "subscribed": day.subscribed,
         "inbound": day.inbound,
         "outbound": [out.sent, out.delivered, out.undelivered, out.failed, out.broadcast, out.replied],
         "clicks": day.clicks,
@@ -502,6 +503,8 @@ def _from_figures(day: date, figures: dict[str, Any]) -> Day:
     waits = figures["waits"]
     return Day(
         day=day,
+        joined=figures["joined"],
+        subscribed=figures["subscribed"],
         inbound=figures["inbound"],
         outbound=Outbound(*figures["outbound"]),
         clicks=figures["clicks"],

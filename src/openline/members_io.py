@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +25,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from openline.analytics import forget, settled_until
 from openline.db import schema
 from openline.members import PROFILE_FIELDS
 from openline.members_rows import (
@@ -353,10 +354,13 @@ def _write(conn: sa.Connection, job: Job, candidates: list[Prepared], dry_run: b
     source = ConsentSource.import_file.value
     events: list[tuple[Any, ...]] = []
     subscribed = 0
+    joined: list[datetime] = []  # when members who join by this chunk consented, by the file
     for phone, member_id in created_ids.items():
         candidate = wanted[phone]
         state = candidate.row[2]  # as a new member
-        subscribed += state == MemberState.subscribed
+        if state == MemberState.subscribed:
+            subscribed += 1
+            joined += [datetime.fromisoformat(candidate.consent[1])] if candidate.consent else []
         events.append((community_id, member_id, None, state, source, candidate.evidence, now))
     updates: list[dict[str, Any]] = []
     for phone, row in existing.items():
@@ -364,6 +368,7 @@ def _write(conn: sa.Connection, job: Job, candidates: list[Prepared], dry_run: b
         update, new_state = _changes(row, candidate, job.now)
         if update is not None:
             updates.append(update)
+            joined += [update["joined_at"]] if update["joined_at"] and not row["joined_at"] else []
         if new_state is not None:
             found_evidence = evidence(candidate.consent, candidate.lines, new_state, job.file)
             previous = MemberState(row["state"]).value
@@ -371,6 +376,10 @@ def _write(conn: sa.Connection, job: Job, candidates: list[Prepared], dry_run: b
             subscribed += new_state is MemberState.subscribed
     if updates:
         conn.execute(_UPDATE, updates)
+    first_day = min(joined).astimezone(UTC).date() if joined else None
+    if first_day is not None and first_day <= settled_until(job.now):
+        # Members dated into days whose analytics were kept: those days are counted again.
+        forget(conn, community_id, first_day)
     bulk.insert("consent_events", _EVENT_COLUMNS, events)
     # Members created in this transaction have no tags yet; existing ones may have some of these.
     tag_columns = ("member_id", "tag")

@@ -129,6 +129,8 @@ def _replied(conn: sa.Connection, broadcast: Broadcast, span: tuple[datetime, da
                     unindexed(inbound.c.created_at) >= span[0],
                     unindexed(inbound.c.created_at) < span[1],
                     inbound.c.phone == sent.c.phone,
+                    # A reply is stored after the text it answers: only the number's later rows are read.
+                    inbound.c.id > sent.c.id,
                     unindexed(inbound.c.created_at) >= sent.c.sent_at,
                     unindexed(inbound.c.created_at) < day_after(sent.c.sent_at),
                 )

@@ -454,6 +454,16 @@ sa.Index(
     postgresql_where=sa.text("kind IN ('text', 'reply')"),
 )
 
+# A broadcast's texts by state, answered from the index alone: the broadcasts list's progress of each.
+# Partial: only broadcast texts.
+sa.Index(
+    "ix_messages_broadcast_state",
+    messages.c.broadcast_id,
+    messages.c.state,
+    sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+    postgresql_where=sa.text("broadcast_id IS NOT NULL"),
+)
+
 # Analytics: a community's inbound texts by day, with the number that sent each (first texts of a day).
 # Partial, so only inbound rows pay for it; queries name the direction as a literal for SQLite to use it.
 sa.Index(

@@ -1,4 +1,4 @@
-"""analytics: indexes that answer a day's counts, and finished days kept
+"""analytics: indexes that answer a day's counts and a broadcast's progress, and settled days kept
 
 Revision ID: 0008
 Revises: 0007
@@ -46,6 +46,14 @@ def upgrade() -> None:
         sqlite_where=sa.text(_SENT),
         postgresql_where=sa.text(_SENT),
     )
+    op.create_index(
+        "ix_messages_broadcast_state",
+        "messages",
+        ["broadcast_id", "state"],
+        unique=False,
+        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+        postgresql_where=sa.text("broadcast_id IS NOT NULL"),
+    )
     op.create_table(
         "analytics_days",
         sa.Column("community_id", Id, nullable=False),
@@ -61,6 +69,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("analytics_days")
+    op.drop_index("ix_messages_broadcast_state", table_name="messages")
     op.drop_index("ix_messages_outbound_day", table_name="messages")
     op.drop_index("ix_messages_inbound_day", table_name="messages")
     op.drop_index("ix_consent_events_day", table_name="consent_events")
