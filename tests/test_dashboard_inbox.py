@@ -261,7 +261,7 @@ async def test_a_reply_needs_the_csrf_token_and_is_queued_once(client: httpx.Asy
     assert again.status_code == 303  # the same form twice (a double click): one text
     assert queued(runtime) == [("reply", phone, "Il 12 dicembre!")]
     shown = await client.get(sent.headers["location"])
-    assert "Your reply is queued" in shown.text and "Team reply" in shown.text
+    assert "Your reply is queued" in shown.text and "Reply by Ada" in shown.text
     # From htmx: the header carries the token, and the answer is the conversation's live part.
     fresh = Html(shown.text).hidden()["key"]
     swapped = await client.post(

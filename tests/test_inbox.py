@@ -454,7 +454,8 @@ def test_a_reply_is_queued_as_a_reply_from_the_conversations_sender(conn: sa.Con
     assert row.sender_id == sender_of(conn, cid)
     thread = conversation(conn, cid, conversation_id)
     assert thread.unread == 0  # answering is reading
-    assert (thread.entries[-1].who, thread.entries[-1].body) == ("Team reply", "See you at 8!")
+    assert (thread.entries[-1].who, thread.entries[-1].body) == (f"Reply by {ada.label}", "See you at 8!")
+    assert conn.execute(sa.select(m.author_id).where(m.id == message.id)).scalar_one() == ada.id
     # The same form's token twice sends one text.
     again = reply(conn, cid, conversation_id, "Once", user=ada, suppression_key=KEY, idempotency_key="inbox:abc")
     twice = reply(conn, cid, conversation_id, "Once", user=ada, suppression_key=KEY, idempotency_key="inbox:abc")

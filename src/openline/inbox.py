@@ -390,6 +390,9 @@ class Entry:
     error_reason: str | None = None
     is_note: bool = False
     note_by: str | None = None
+    # An inbox reply's author (None: sent otherwise, or by someone no longer on the team).
+    reply_by: str | None = None
+    reply_by_user: bool = False  # written from the inbox by a teammate
 
     @property
     def who(self) -> str:
@@ -398,6 +401,8 @@ class Entry:
             return f"Note by {self.note_by or 'a former teammate'}"
         if self.direction is Direction.inbound:
             return "Member"
+        if self.reply_by_user:
+            return f"Reply by {self.reply_by or 'a former teammate'}"
         return {
             MessageKind.reply: "Team reply",
             MessageKind.system: "Automatic reply",
@@ -457,8 +462,20 @@ def conversation(conn: sa.Connection, community_id: int, conversation_id: int, *
     tags = tuple(
         conn.execute(sa.select(tags_c.tag).where(tags_c.member_id == head.member_id).order_by(tags_c.tag)).scalars()
     )
+    author = schema.users.alias("author")
     messages = conn.execute(
-        sa.select(m.id, m.direction, m.kind, m.state, m.body, m.error_reason, m.created_at)
+        sa.select(
+            m.id,
+            m.direction,
+            m.kind,
+            m.state,
+            m.body,
+            m.error_reason,
+            m.created_at,
+            m.author_id,
+            sa.func.coalesce(author.c.name, author.c.email).label("author"),
+        )
+        .outerjoin(author, m.author_id == author.c.id)
         .where(m.conversation_id == conversation_id)
         .order_by(m.id.desc())
         .limit(THREAD_LIMIT + 1)
@@ -480,6 +497,8 @@ def conversation(conn: sa.Connection, community_id: int, conversation_id: int, *
             kind=MessageKind(row.kind),
             state=MessageState(row.state),
             error_reason=row.error_reason,
+            reply_by=row.author,
+            reply_by_user=row.author_id is not None,
         )
         for row in reversed(messages)
     ]
@@ -577,6 +596,7 @@ def reply(
         sender=row.address,
         idempotency_key=idempotency_key,
         kind=MessageKind.reply,
+        author_id=user.id,
     )
     mark_read(conn, community_id, conversation_id)
     return resource

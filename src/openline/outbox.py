@@ -117,6 +117,7 @@ def queue_text(
     media_urls: tuple[str, ...] = (),
     idempotency_key: str | None = None,
     kind: MessageKind = MessageKind.reply,
+    author_id: int | None = None,
 ) -> tuple[MessageResource, bool]:
     """Queue one text from the owner's side (or openline's own, with ``kind=system``); returns (the
     message, whether it was created now).
@@ -172,6 +173,7 @@ def queue_text(
             community_id=community_id,
             direction=Direction.outbound,
             kind=kind,
+            author_id=author_id,
             state=MessageState.queued,
             sender_id=sender_id,
             phone=phone,

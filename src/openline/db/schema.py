@@ -409,6 +409,10 @@ messages = sa.Table(
     sa.Column("error_reason", sa.Text(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    # The teammate who wrote a reply from the inbox (None: anything else, or sent through the API or CLI).
+    # No foreign key: adding one to an existing SQLite table means copying every text; a user who is
+    # gone shows as "a former teammate", as their notes do.
+    sa.Column("author_id", Id, nullable=True),
     # Idempotency: a provider's message id is stored once, so a replayed webhook stores nothing new
     # (outbound rows have no id until sent; NULLs never collide).
     sa.UniqueConstraint("provider", "provider_message_id", name="uq_messages_provider_message_id"),
