@@ -1,4 +1,4 @@
-"""What every benchmark shares: its options, its result table, and fresh databases to measure on."""
+"""What every benchmark shares: its options, its result table and headline figures, and fresh databases."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 __all__ = [
     "PG_VARIABLES",
+    "Better",
+    "Headline",
     "Options",
     "Table",
     "default_pg_url",
@@ -24,6 +27,7 @@ __all__ = [
     "libpq_url",
     "no_postgres_note",
     "percentile",
+    "server_version",
 ]
 
 # The benchmark's own variable first, then the test suite's, so one setting serves both.
@@ -41,12 +45,42 @@ class Options:
     tmp_dir: Path | None = None
 
 
+# Whether a larger value of a figure is the better one (rates) or the worse one (seconds, milliseconds).
+Better = Literal["higher", "lower"]
+
+
+@dataclass
+class Headline:
+    """One figure that matters, as a number, with what it is compared against.
+
+    ``ceiling`` is a reference measured in the same run (same machine, same database), in the same unit;
+    ``ratio`` is ``value / ceiling``. For a rate (``better="higher"``) the ratio is the share of the
+    ceiling reached: 1.00 is as fast as the ceiling. For a time (``better="lower"``) it is how many times
+    the ceiling's time the figure took: 1.00 is as fast, 3.00 three times as long.
+    """
+
+    figure: str  # in words, e.g. "inbound texts stored/s through the writer"
+    database: str  # "sqlite", "postgresql", or "-" when no database is involved
+    value: float
+    unit: str
+    ceiling: float | None = None
+    ratio: float | None = field(init=False)
+    target: str = ""  # e.g. "≥ 2,000/s", "≤ 200 ms"; empty when the issues set none
+    met: bool | None = None  # None when there is no target
+    better: Better = "higher"
+
+    def __post_init__(self) -> None:
+        self.ratio = self.value / self.ceiling if self.ceiling else None
+
+
 @dataclass
 class Table:
-    """A benchmark's result: rows of column -> text (columns in first-seen order), and notes."""
+    """A benchmark's result: rows of column -> text (columns in first-seen order), notes, and the headline
+    figures among them as numbers (for the runner's summary and its JSON)."""
 
     rows: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    headlines: list[Headline] = field(default_factory=list)
 
     def columns(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -70,6 +104,14 @@ def no_postgres_note() -> str:
 def libpq_url(url: str) -> str:
     """``postgresql+psycopg://`` (SQLAlchemy's form) as the plain ``postgresql://`` libpq accepts."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def server_version(server_url: str) -> str:
+    """The PostgreSQL server's version, e.g. ``16.4``."""
+    with psycopg.connect(libpq_url(server_url), connect_timeout=10) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    assert row is not None
+    return str(row[0]).split()[0]
 
 
 @contextmanager

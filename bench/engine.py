@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from bench.common import Options, Table, each_database
+from bench.common import Headline, Options, Table, each_database
 from openline.communities import bootstrap
 from openline.db import Database, Writer, schema, upgrade
 from openline.engine import Engine
@@ -115,6 +115,18 @@ def _measure(label: str, url: str, numbers: int, table: Table) -> None:
             "target": f"{TARGET:,}",
             "rate/target": f"{rate / TARGET:.2f}",
         }
+    )
+    # The issue set the target for SQLite only.
+    on_sqlite = label == "sqlite"
+    table.headlines.append(
+        Headline(
+            "engine texts handled/s",
+            label,
+            rate,
+            "texts/s",
+            target=f"≥ {TARGET:,}/s" if on_sqlite else "",
+            met=rate >= TARGET if on_sqlite else None,
+        )
     )
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from bench.common import Options, Table, each_database, libpq_url
+from bench.common import Headline, Options, Table, each_database, libpq_url
 from openline.broadcasts import Estimate, create_broadcast, estimate, fan_out_batch, get_broadcast, start
 from openline.broadcasts.fanout import FANOUT_BATCH
 from openline.broadcasts.plan import register_links
@@ -309,6 +309,12 @@ def _measure(label: str, db: Database, url: str, size: int, repetitions: int, ta
             "fan-out/ceiling": f"{fanout_rate / ceiling_rate:.2f}",
         }
     )
+    table.headlines += [
+        Headline(
+            "broadcast fan-out texts/s vs raw batched insert", label, fanout_rate, "texts/s", ceiling=ceiling_rate
+        ),
+        Headline(f"estimate members/s over {size:,} members", label, size / estimate_s, "members/s"),
+    ]
     waits = ", ".join(f"{n:,} for {reason}" for reason, n in planned.waits.most_common())
     skipped = ", ".join(f"{n:,} {reason}" for reason, n in planned.skipped.most_common())
     encodings = ", ".join(f"{n:,} {name}" for name, n in sorted(planned.by_encoding.items()))

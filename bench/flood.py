@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import Options, Table, each_database
+from bench.common import Headline, Options, Table, each_database
 from bench.ingest import SENDER, TOKEN, _free_port, _server
 from openline.db import Database, schema
 from openline.simulate.traffic import NOT_ANSWERED, TwilioInbound, post_all
@@ -168,6 +168,12 @@ def _measure(label: str, database_url: str, numbers: int, replays: int, table: T
             "outbound": f"{facts['outbound']:,}",
             "exact": "yes" if not bad and statuses.count(200) == len(statuses) else "NO",
         }
+    )
+    table.headlines.append(
+        Headline("flood webhooks acknowledged/s, engine running", label, len(statuses) / ingest_seconds, "requests/s")
+    )
+    table.headlines.append(
+        Headline("engine caught up after the flood's last answer", label, drain, "s", better="lower")
     )
     if bad or statuses.count(200) != len(statuses):
         raise AssertionError(f"{label}: unexpected {bad}; non-200 answers {len(statuses) - statuses.count(200)}")

@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 import httpx
 import sqlalchemy as sa
 
-from bench.common import Options, Table, each_database
+from bench.common import Headline, Options, Table, each_database
 from openline.db import Database, schema
 from openline.providers.twilio import TwilioWebhook
 from openline.senders import SANDBOX_NUMBER
@@ -42,6 +42,9 @@ TOKEN = "bench-auth-token-0123456789abcdef"
 SENDER = "+14155550100"
 CONNECTIONS = 64
 PACED_CONNECTIONS = 32
+# The targets: ingest's rate as a share of the bare endpoint's, and p99 at 80 % of ingest's rate.
+TARGET_RATIO = 0.90
+TARGET_P99_MS = 50.0
 
 # wrk script: cycles through pre-signed requests (one per line: signature TAB body), optionally paced,
 # and prints its summary as JSON so nothing is scraped from wrk's human output.
@@ -244,6 +247,29 @@ def _measure(label: str, database_url: str, seconds: int, count: int, table: Tab
                 "non-2xx+errors": f"{int(result['non2xx'] + result['socket_errors'])}",
             }
         )
+    ratio, p99_ms = ingest["rps"] / bare["rps"], paced["p99_us"] / 1000
+    table.headlines.append(
+        Headline(
+            "durable ingest requests/s vs bare parse_qsl",
+            label,
+            ingest["rps"],
+            "requests/s",
+            ceiling=bare["rps"],
+            target=f"≥ {TARGET_RATIO:.2f} of ceiling",
+            met=ratio >= TARGET_RATIO,
+        )
+    )
+    table.headlines.append(
+        Headline(
+            "ingest p99 at 80 % of its rate",
+            label,
+            p99_ms,
+            "ms",
+            target=f"≤ {TARGET_P99_MS:g} ms",
+            met=p99_ms <= TARGET_P99_MS,
+            better="lower",
+        )
+    )
     table.notes.append(
         f"{label}: rows stored {rows:,}, distinct texts acknowledged {low:,} (+ at most {high - low} in flight): "
         f"{'ok' if stored_ok else 'WRONG'}; "

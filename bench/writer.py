@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import psycopg
 import sqlalchemy as sa
 
-from bench.common import Options, Table, fresh_postgres, fresh_sqlite, libpq_url, no_postgres_note, percentile
+from bench.common import Headline, Options, Table, fresh_postgres, fresh_sqlite, libpq_url, no_postgres_note, percentile
 from openline.communities import bootstrap
 from openline.db import Database, Writer, schema, upgrade
 from openline.db.engine import BUSY_TIMEOUT_MS
@@ -225,6 +225,15 @@ def _measure(target: Target, sizes: Sizes, plan: Plan, table: Table) -> None:
     ceiling, writer = _median(ceilings), _median(writers)
     table.rows.append(_row(target.label, "raw driver ceiling", ceiling))
     table.rows.append(_row(target.label, f"writer x{plan.concurrency}", writer, ceiling))
+    table.headlines.append(
+        Headline(
+            f"inbound texts stored/s, writer x{plan.concurrency} vs raw driver",
+            target.label,
+            writer.rate,
+            "rows/s",
+            ceiling=ceiling.rate,
+        )
+    )
 
 
 def _checked(target: Target, expected: int, measure: Callable[[str], Measurement], repetition: int) -> Measurement:
