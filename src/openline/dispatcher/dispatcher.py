@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from prometheus_client import Counter, Gauge
 from openline.db import Database, Writer, schema
 from openline.db.sql import claim
 from openline.dispatcher.checks import DEFAULT_VALIDITY, Due, SendRules, Verdict, final_checks
-from openline.dispatcher.leases import acquire, release, settle_abandoned
+from openline.dispatcher.leases import AMBIGUOUS, acquire, release, settle_abandoned
 from openline.dispatcher.pacing import Pacer
 from openline.providers.outbound import OutboundProvider, OutboundSms, SendFailed
 from openline.senders import Sender, list_senders
@@ -40,6 +41,8 @@ __all__ = ["MAX_ATTEMPTS", "Dispatcher", "backoff"]
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+# While the database is away, how often to try again to record what became of a text (see _until_recorded).
+RECORD_RETRY_SECONDS = 0.5
 
 SENT = Counter("openline_sent_texts", "Texts the provider accepted.", ["provider"])
 FAILED = Counter("openline_failed_texts", "Texts that will not be sent, by reason.", ["provider", "reason"])
@@ -143,6 +146,7 @@ class Dispatcher:
         self._renewed = asyncio.Event()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._stopping = False
         self._loops: dict[int, asyncio.Task[None]] = {}
         self._sends: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()  # set when new texts are queued in this process
@@ -187,6 +191,7 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._lease.total_seconds() / 3)
         finally:
+            self._stopping = True  # outcomes not recorded by now are left for the next owner to settle
             for task in self._loops.values():
                 task.cancel()
             await asyncio.gather(*self._loops.values(), return_exceptions=True)
@@ -297,7 +302,8 @@ class Dispatcher:
                 # Stopping (or failing): what was claimed but not submitted goes back to the queue, not to
                 # "ambiguous".
                 if unsent:
-                    await asyncio.shield(self._writer.run(functools.partial(_give_back, ids=tuple(unsent))))
+                    give_back = functools.partial(_give_back, ids=tuple(unsent))
+                    await asyncio.shield(self._until_recorded(functools.partial(self._writer.run, give_back)))
                 raise
 
     async def _until_held(self) -> None:
@@ -306,6 +312,26 @@ class Dispatcher:
             self._renewed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._renewed.wait(), timeout=0.25)
+
+    async def _until_recorded(self, write: Callable[[], Awaitable[object]]) -> None:
+        """Run ``write``, and again while the database is unavailable, until it commits (or this worker stops).
+
+        Only this worker knows what became of a text it claimed: the provider took it, refused it, or it
+        was never submitted. Losing that to a database restart left the text in ``sending`` for good when
+        this worker kept its senders (a broadcast never finished), or had a worker taking a sender over
+        mark it ambiguous though it was sent, or never sent at all. Recorded late, the outcome stands.
+        """
+        for attempt in itertools.count():
+            try:
+                await write()
+                return
+            except sa.exc.DBAPIError as exc:
+                unavailable = isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+                if self._stopping or not (unavailable or exc.connection_invalidated):
+                    raise
+                if attempt == 0:
+                    log.warning("could not record what became of a text, trying until the database is back: %s", exc)
+            await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     def _check(self, batch: list[Due]) -> list[tuple[Verdict, str | None, datetime | None]]:
         with self._db.read_engine.connect() as conn:
@@ -333,9 +359,10 @@ class Dispatcher:
                 SENT.labels(sender.provider).inc()
                 # The common case, as one prebuilt statement: the writer runs a group of them as one executemany.
                 now = datetime.now(UTC)
-                await self._writer.execute(_SENT, {"_id": due.id, "pid": provider_id, "now": now})
+                sent = {"_id": due.id, "pid": provider_id, "now": now}
+                await self._until_recorded(lambda: self._writer.execute(_SENT, sent))
                 return
-            await self._writer.run(outcome)
+            await self._until_recorded(lambda: self._writer.run(outcome))
         finally:
             self._in_flight.release()
 
@@ -359,10 +386,18 @@ _SENT = (
 
 
 def _give_back(conn: sa.Connection, ids: tuple[int, ...]) -> None:
+    now = datetime.now(UTC)
     conn.execute(
         sa.update(schema.messages)
         .where(m.id.in_(ids), m.state == MessageState.sending)
-        .values(state=MessageState.queued, attempts=m.attempts - 1, updated_at=datetime.now(UTC))
+        .values(state=MessageState.queued, attempts=m.attempts - 1, updated_at=now)
+    )
+    # Never submitted, so queued again even if a worker that took the sender over while the database was
+    # away from this one already settled them as ambiguous: nobody can have texted them, nobody is twice.
+    conn.execute(
+        sa.update(schema.messages)
+        .where(m.id.in_(ids), m.state == MessageState.failed, m.error_code == AMBIGUOUS)
+        .values(state=MessageState.queued, attempts=m.attempts - 1, error_code=None, error_reason=None, updated_at=now)
     )
 
 
