@@ -219,7 +219,8 @@ def test_any_params_signed_by_the_official_package_verify_and_no_one_character_c
     name = data.draw(st.sampled_from(changeable), label="field")
     old = params[name]
     at = data.draw(st.integers(0, len(old) - 1), label="position")
-    char = data.draw(st.characters().filter(lambda c: c != old[at]), label="character")
+    # A webhook body is UTF-8, so a lone surrogate (which UTF-8 cannot encode) is not a change that can arrive.
+    char = data.draw(st.characters(codec="utf-8").filter(lambda c: c != old[at]), label="character")
     changed = params | {name: old[:at] + char + old[at + 1 :]}
     with pytest.raises(BadSignature):
         hook.verify(request(WEBHOOK_URL, urlencode(changed), signature), NOW)
