@@ -485,11 +485,20 @@ def _existing(
     meanwhile waits instead of being overwritten by the state read here."""
     if not phones:
         return {}
-    query = sa.select(_mem.id, _mem.phone, *(_mem[f] for f in _UPDATED if f != "updated_at")).where(
-        _mem.community_id == community_id, _one_of(conn, _mem.phone, phones)
-    )
-    if lock:
-        query = query.with_for_update()
+    columns = (_mem.id, _mem.phone, *(_mem[f] for f in _UPDATED if f != "updated_at"))
+    if conn.dialect.name == "postgresql":
+        # One look-up per number by the unique (community_id, phone) index, as a LATERAL join. Asked as
+        # ``phone = ANY(...)``, PostgreSQL judges 5,000 index probes dearer than reading the whole
+        # community, and a million-row import then reads the community again for every chunk
+        # (40-130 ms a chunk, against 7 ms).
+        listed = sa.func.unnest(sa.bindparam("phones", phones, type_=postgresql.ARRAY(sa.String())))
+        numbers = listed.table_valued("phone").render_derived(name="number")
+        found = sa.select(*columns).where(_mem.community_id == community_id, _mem.phone == numbers.c.phone)
+        member = (found.with_for_update() if lock else found).lateral("member")
+        query = sa.select(member).select_from(numbers).join(member, sa.true())
+    else:
+        query = sa.select(*columns).where(_mem.community_id == community_id, _one_of(conn, _mem.phone, phones))
+        query = query.with_for_update() if lock else query
     return {row["phone"]: row for row in conn.execute(query).mappings()}
 
 
