@@ -449,7 +449,6 @@ def cached_report(conn: sa.Connection, community_id: int, days: DayRange, now: d
     Only the days not kept (on a first visit, all; after that today and yesterday) are counted, in one
     span; member growth too, counted back from today's exact total as :func:`member_growth` does.
     """
-    _no_jit(conn)
     a = schema.analytics_days.c
     kept: dict[date, Any] = {
         day: figures
