@@ -191,7 +191,9 @@ async def test_a_small_flood_is_acknowledged_stored_once_and_answered_once(tmp_p
     assert report.requests == 420 and report.posted == 420
     assert report.acknowledged == 420 and report.refused == {}
     assert report.latency is not None and 0 < report.latency.p50 <= report.latency.p99 <= report.latency.max
-    assert report.acknowledged_rate > 100
+    # How fast the box answers is the bench's to measure; here the figure must agree with its parts, and the
+    # open schedule (500/s) must have spread 420 requests over at least ~0.84 s rather than firing them at once.
+    assert report.seconds > 0.75 and report.acknowledged_rate == pytest.approx(420 / report.seconds)
     findings = report.database
     assert findings is not None and findings.caught_up
     assert (findings.texts.stored, findings.texts.lost, findings.texts.duplicated) == (400, 0, 0)
