@@ -6,10 +6,12 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonenumberutil import _number_type_helper
 
 from openline.states import SenderKind
 
-__all__ = ["InvalidAddress", "classify_sender_address", "region_of", "to_e164"]
+__all__ = ["InvalidAddress", "classify_sender_address", "region_and_type", "region_of", "to_e164"]
 
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 # GSM alphanumeric sender IDs: up to 11 letters, digits and spaces, at least one letter.
@@ -33,6 +35,38 @@ def to_e164(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidAddress(f"{raw!r} is not a valid phone number in any numbering plan")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_and_type(number: phonenumbers.PhoneNumber) -> tuple[str | None, int]:
+    """``(region_code_for_number(number), number_type(number))``, in one pass over the plan's patterns.
+
+    libphonenumber has no public call for both: ``number_type`` finds the region again, which for a
+    +1 number means matching it against a region's type patterns twice more. An import of a million
+    rows spent a sixth of its time there. This follows ``region_code_for_number`` step by step and
+    keeps the type it works out on the way (tests compare both against the public calls).
+    """
+    unknown = phonenumbers.PhoneNumberType.UNKNOWN
+    code = number.country_code or 0
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if not regions:
+        return None, unknown
+    national = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
+        return regions[0], unknown if metadata is None else _number_type_helper(national, metadata)
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            # The region is told by leading digits alone; its type is then judged by its patterns.
+            if re.match(metadata.leading_digits, national):
+                return region, _number_type_helper(national, metadata)
+            continue
+        kind = _number_type_helper(national, metadata)
+        if kind != unknown:
+            return region, kind
+    return None, unknown
 
 
 @lru_cache(maxsize=65_536)
