@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import re
@@ -221,6 +222,80 @@ def test_duplicates_merge_within_the_file_and_with_existing_members(
     again = run_import(db, community, second)
     assert (again.created, again.merged) == (0, 4)
     assert member(db, community, US) == ann
+
+
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The numbers the import looks members up by, one (sorted) list per look-up."""
+    looked_up: list[list[str]] = []
+    real = members_io._existing
+
+    def spy(conn: sa.Connection, community_id: int, phones: list[str], lock: bool = True) -> dict[str, Any]:
+        looked_up.append(sorted(phones))
+        return real(conn, community_id, phones, lock=lock)
+
+    monkeypatch.setattr(members_io, "_existing", spy)
+    return looked_up
+
+
+def test_chunks_of_new_numbers_are_inserted_without_looking_members_up(
+    db: Database, community: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_import(db, community, write_csv(tmp_path / "a.csv", [["phone", "first_name"], [US, "Ann"]]))
+    looked_up = lookups(monkeypatch)
+    numbers = [f"+1202555{n:04d}" for n in range(200, 206)]
+    rows = [["phone", "last_name", "tags"], [numbers[0], "A", "x"], [numbers[1], "B", ""]]  # chunk 1: all new
+    rows += [[numbers[2], "C", ""], [US, "Lee", "vip"]]  # chunk 2: Ann is a member already
+    rows += [[numbers[3], "D", ""], [numbers[4], "E", "y"]]  # chunk 3: looked up (after chunk 2), all new
+    rows += [[numbers[5], "F", ""]]  # chunk 4: inserted straight away again
+    summary = run_import(db, community, write_csv(tmp_path / "b.csv", rows), chunk_rows=2)
+    assert (summary.created, summary.merged, summary.errors) == (6, 1, 0)
+    # Chunk 2's insert met Ann and was taken back whole; chunk 3 was looked up as chunk 2 had found one.
+    assert looked_up == [sorted([numbers[2], US]), sorted(numbers[3:5])]
+    ann = member(db, community, US)
+    assert (ann["first_name"], ann["last_name"], ann["tags"]) == ("Ann", "Lee", ["vip"])
+    assert [member(db, community, n)["last_name"] for n in numbers] == ["A", "B", "C", "D", "E", "F"]
+    assert (member(db, community, numbers[0])["tags"], member(db, community, numbers[4])["tags"]) == (["x"], ["y"])
+    with db.read_engine.connect() as conn:
+        ids = conn.execute(sa.select(schema.members.c.id).order_by(schema.members.c.id)).scalars().all()
+        ledger = conn.execute(sa.select(sa.func.count()).select_from(schema.consent_events)).scalar_one()
+    assert len(ids) == 7 and ledger == 7  # one ledger entry per member: the taken-back insert left none
+
+
+def test_numbers_repeated_from_earlier_chunks_are_the_only_ones_looked_up(
+    db: Database, community: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up = lookups(monkeypatch)
+    numbers = [f"+1202555{n:04d}" for n in range(300, 306)]
+    rows = [["phone", "first_name", "tags"], [numbers[0], "Ann", "a"], [numbers[1], "Bo", ""]]
+    rows += [[numbers[2], "Cy", ""], [numbers[0], "", "b"]]  # Ann again, a chunk later
+    rows += [[numbers[3], "Di", ""], [numbers[4], "Ed", ""]]
+    rows += [[numbers[1], "Bob", ""], [numbers[5], "Fa", ""]]  # Bo again
+    summary = run_import(db, community, write_csv(tmp_path / "a.csv", rows), chunk_rows=2)
+    assert (summary.created, summary.merged) == (6, 2)
+    assert looked_up == [[numbers[0]], [numbers[1]]]
+    ann, bob = member(db, community, numbers[0]), member(db, community, numbers[1])
+    assert (ann["first_name"], ann["tags"], bob["first_name"]) == ("Ann", ["a", "b"], "Bob")
+
+
+def test_the_import_freezes_the_process_objects_only_while_it_runs(
+    db: Database, community: int, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "a.csv", [["phone"], [US], [US2]])
+    during: list[int] = []
+    # The web app freezes its objects when it starts; an app started by an earlier test may have.
+    was_frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
+    try:
+        run_import(db, community, path, progress=lambda _: during.append(gc.get_freeze_count()))
+        assert during and all(during) and gc.get_freeze_count() == 0
+        # A process that froze its objects itself (as the web app does) keeps them frozen.
+        gc.freeze()
+        run_import(db, community, path)
+        assert gc.get_freeze_count() > 0  # (objects freed meanwhile leave the count)
+    finally:
+        gc.unfreeze()
+        if was_frozen:
+            gc.freeze()
 
 
 def test_consent_columns_subscribe_with_evidence_others_stay_pending(

@@ -9,6 +9,7 @@ See docs/members.md for the rules (consent columns, merging, suppressed numbers)
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -16,17 +17,21 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg
 import sqlalchemy as sa
+from rbloom import Bloom
 from sqlalchemy.dialects import postgresql
 
 from openline.analytics import forget, settled_until
 from openline.db import schema
+from openline.erasure import phone_hash
 from openline.members import PROFILE_FIELDS
 from openline.members_rows import (
     MEMBER_COLUMNS,
@@ -82,6 +87,25 @@ class ImportSummary:
     subscribed: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     error_report: str | None = None
+
+
+@dataclass
+class _Guess:
+    """What the chunks stored so far tell about the next one."""
+
+    # Every number the import has stored or merged so far, in a Bloom filter: it may answer yes for
+    # a number it never saw (about 1 % of numbers until it holds ``_SEEN_CAPACITY``, more after:
+    # such a number is merely looked up), never no for one it did, and its size is fixed.
+    seen: Bloom
+    # Whether the last chunk met no member the import had not stored itself, as in a first import
+    # into a community: then only the numbers in ``seen`` are looked up, the others inserted straight
+    # away, and the unique index tells if one was a member after all. A million-row first import
+    # otherwise spends a tenth of its time looking up numbers that are not there.
+    all_new: bool = True
+
+
+# Two million numbers fit in about 2.3 MiB at a 1 % false-positive rate.
+_SEEN_CAPACITY = 2_000_000
 
 
 def error_report_path(path: Path) -> Path:
@@ -192,21 +216,22 @@ def import_members(
     report_path = error_report_path(path)
     if workers is None:
         workers = (os.cpu_count() or 1) - 1 if path.stat().st_size >= POOL_MIN_BYTES else 0
-    with path.open(encoding="utf-8-sig", errors="surrogateescape") as file:
+    with _long_lived_objects_frozen(), path.open(encoding="utf-8-sig", errors="surrogateescape") as file:
         reader = _Reader(file)
         records = reader.records()
         columns = resolve_columns(_header(records), column_map)
         summary.ignored_columns = columns.ignored
         job = Job(columns, default_country, now, key, summary.file, community_id, dialect == "sqlite")
         report = _Report(report_path, columns.header)
+        guess = _Guess(Bloom(_SEEN_CAPACITY, 0.01))
         pool = _pool(workers) if workers > 0 else None
         # Chunks are stored by a thread of their own: while the database works on one chunk (the
         # driver lets go of the GIL), this thread reads the next ones and hands them to the pool.
         storer = ThreadPoolExecutor(1, thread_name_prefix="openline-import")
-        checking: deque[tuple[dict[int, list[str]], list[RowError], Future[Any] | tuple[Any, Any]]] = deque()
+        checking: deque[tuple[dict[int, Sequence[str]], list[RowError], Future[Any] | tuple[Any, Any]]] = deque()
         storing: deque[Future[None]] = deque()
 
-        def store(rows: dict[int, list[str]], unreadable: list[RowError], checked: tuple[Any, Any]) -> None:
+        def store(rows: dict[int, Sequence[str]], unreadable: list[RowError], checked: tuple[Any, Any]) -> None:
             candidates, errors = checked
             _store(
                 rows,
@@ -217,6 +242,7 @@ def import_members(
                 report,
                 transact,
                 job,
+                guess,
                 dry_run,
             )
             if progress is not None:
@@ -234,10 +260,10 @@ def import_members(
         try:
             for chunk, broken in _chunks(records, chunk_rows):
                 summary.rows += len(chunk) + len(broken)  # only this thread counts rows; the storer the rest
-                rows = dict(chunk)
+                rows: dict[int, Sequence[str]] = dict(chunk)
                 rows.update((line, row) for line, row, _ in broken)
                 unreadable = [RowError(line, "", reason) for line, _, reason in broken]
-                prepared = pool.submit(prepare_chunk, chunk, job) if pool is not None else prepare_chunk(chunk, job)
+                prepared = pool.submit(_prepare, chunk, job) if pool is not None else prepare_chunk(chunk, job)
                 checking.append((rows, unreadable, prepared))
                 hand_over(workers)  # a chunk in flight per worker keeps the pool busy; more would hold memory
             hand_over(0)
@@ -257,9 +283,34 @@ def import_members(
     return summary
 
 
-def _report_rows(report: _Report, problems: list[tuple[int, str, str, list[str]]]) -> None:
-    for line, column, reason, row in problems:
-        report.write(line, column, reason, row)
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector's full passes off the objects that were there before the import.
+
+    An import allocates several containers per row, and every few chunks that sets off a full pass
+    over every object of the process (the web app's included): a sixth of a million-row import's
+    time went there. Frozen objects are still freed by reference counting; only cycles among them
+    wait until the import ends. A process that froze its objects itself (a server may, before it
+    forks), or an import running beside this one, is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _prepare(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[list[tuple[Any, ...]], list[RowError]]:
+    """prepare_chunk in a pool's process, which does nothing else: the collector waits until the chunk
+    is done, as what a chunk allocates lives until then anyway (up to a quarter of checking time otherwise)."""
+    gc.disable()
+    try:
+        return prepare_chunk(rows, job)
+    finally:
+        gc.enable()
 
 
 def _pool(workers: int) -> Executor:
@@ -281,15 +332,16 @@ def _header(records: Iterator[tuple[int, list[str], str | None]]) -> list[str]:
 
 def _chunks(
     records: Iterator[tuple[int, list[str], str | None]], size: int
-) -> Iterator[tuple[list[tuple[int, list[str]]], list[tuple[int, list[str], str]]]]:
-    """Up to ``size`` data rows at a time (blank lines dropped), with the records that cannot be read."""
-    chunk: list[tuple[int, list[str]]] = []
+) -> Iterator[tuple[list[tuple[int, tuple[str, ...]]], list[tuple[int, list[str], str]]]]:
+    """Up to ``size`` data rows at a time (blank lines dropped), with the records that cannot be read.
+    Rows become tuples: the collector soon stops tracking a tuple of strings, never a list."""
+    chunk: list[tuple[int, tuple[str, ...]]] = []
     broken: list[tuple[int, list[str], str]] = []
     for line, row, problem in records:
         if problem is not None:
             broken.append((line, row, problem))
         elif any(cell.strip() for cell in row):
-            chunk.append((line, row))
+            chunk.append((line, tuple(row)))
             if len(chunk) >= size:
                 yield chunk, broken
                 chunk, broken = [], []
@@ -298,7 +350,7 @@ def _chunks(
 
 
 def _store(
-    rows: dict[int, list[str]],
+    rows: dict[int, Sequence[str]],
     candidates: list[Prepared],
     errors: list[RowError],
     unreadable: list[RowError],
@@ -306,10 +358,11 @@ def _store(
     report: _Report,
     transact: Transact,
     job: Job,
+    guess: _Guess,
     dry_run: bool,
 ) -> None:
     def work(conn: sa.Connection) -> tuple[int, int, list[Prepared]]:
-        return _write(conn, job, candidates, dry_run)
+        return _write(conn, job, candidates, guess, dry_run)
 
     created, subscribed, suppressed = transact(work) if candidates else (0, 0, [])
     skipped = sum(len(c.lines) for c in suppressed)
@@ -323,33 +376,38 @@ def _store(
         report.write(problem.line, problem.column, problem.reason, rows.get(problem.line, []))
 
 
-def _write(conn: sa.Connection, job: Job, candidates: list[Prepared], dry_run: bool) -> tuple[int, int, list[Prepared]]:
+def _write(
+    conn: sa.Connection, job: Job, candidates: list[Prepared], guess: _Guess, dry_run: bool
+) -> tuple[int, int, list[Prepared]]:
     """Store one chunk (numbers unique within it); returns (created, subscribed, suppressed)."""
     community_id = job.community_id
-    suppressed = _suppressed(conn, community_id, candidates)
+    suppressed = _suppressed(conn, community_id, job.key, candidates)
     erased = {c.phone for c in suppressed}
     wanted = {c.phone: c for c in candidates if c.phone not in erased}
-    existing = _existing(conn, community_id, list(wanted), lock=not dry_run)
-    fresh = [c for phone, c in wanted.items() if phone not in existing]
     if dry_run:
-        subscribing = sum(1 for c in wanted.values() if _subscribes(c, existing.get(c.phone)))
-        return len(fresh), subscribing, suppressed
+        known = _existing(conn, community_id, list(wanted), lock=False)
+        subscribing = sum(1 for c in wanted.values() if _subscribes(c, known.get(c.phone)))
+        return len(wanted) - len(known), subscribing, suppressed
 
     bulk = _Bulk(conn)
     now = stored_time(job.now, bulk.sqlite)
-    created_ids: dict[str, int] = {}
-    if fresh:
-        # Ids chosen up front, so the new members need no look-up afterwards.
-        ids = bulk.new_ids(len(fresh))
-        rows = [(member_id, *c.row) for member_id, c in zip(ids, fresh, strict=True)]
-        created_ids = {c.phone: member_id for member_id, c in zip(ids, fresh, strict=True)}
-        if not bulk.insert("members", ("id", *MEMBER_COLUMNS), rows, conflict=("community_id", "phone")):
-            # Some number became a member meanwhile (by a text): only the others were inserted.
-            kept = conn.execute(sa.select(_mem.phone).where(_mem.community_id == community_id, _mem.id.in_(ids)))
-            created_ids = {phone: created_ids[phone] for phone in kept.scalars()}
+    existing: dict[str, sa.RowMapping] = {}
+    created_ids = None
+    if guess.all_new:
+        # Numbers repeated from earlier chunks are looked up; the rest go in unless one is a member.
+        repeated = [phone for phone in wanted if phone in guess.seen]
+        existing = _existing(conn, community_id, repeated) if repeated else {}
+        fresh = [c for phone, c in wanted.items() if phone not in existing]
+        created_ids = _insert_members(bulk, fresh, all_or_none=True)
+    if created_ids is None:
+        existing = _existing(conn, community_id, list(wanted))
+        fresh = [c for phone, c in wanted.items() if phone not in existing]
+        created_ids = _insert_members(bulk, fresh, all_or_none=False) or {}
         raced = [c.phone for c in fresh if c.phone not in created_ids]
-        if raced:
+        if raced:  # some number became a member meanwhile (by a text): merged into it instead
             existing.update(_existing(conn, community_id, raced))
+    guess.all_new = all(phone in guess.seen for phone in existing)
+    guess.seen.update(wanted)
 
     source = ConsentSource.import_file.value
     events: list[tuple[Any, ...]] = []
@@ -389,12 +447,31 @@ def _write(conn: sa.Connection, job: Job, candidates: list[Prepared], dry_run: b
     return len(created_ids), subscribed, suppressed
 
 
-def _suppressed(conn: sa.Connection, community_id: int, candidates: list[Prepared]) -> list[Prepared]:
+def _insert_members(bulk: _Bulk, fresh: list[Prepared], *, all_or_none: bool) -> dict[str, int] | None:
+    """Insert members for these candidates, with ids chosen up front so they need no look-up
+    afterwards; returns their ids by number. A number that is a member already (the unique index
+    tells) is left out, or with ``all_or_none`` nothing is inserted and the answer is None."""
+    if not fresh:
+        return {}
+    ids = bulk.new_ids(len(fresh))
+    rows = [(member_id, *c.row) for member_id, c in zip(ids, fresh, strict=True)]
+    created = {c.phone: member_id for member_id, c in zip(ids, fresh, strict=True)}
+    conflict = ("community_id", "phone")
+    if bulk.insert("members", ("id", *MEMBER_COLUMNS), rows, conflict=conflict, all_or_none=all_or_none):
+        return created
+    if all_or_none:
+        return None
+    kept = bulk.conn.execute(sa.select(_mem.phone).where(_mem.id.in_(ids)))
+    return {phone: created[phone] for phone in kept.scalars()}
+
+
+def _suppressed(conn: sa.Connection, community_id: int, key: bytes, candidates: list[Prepared]) -> list[Prepared]:
     """The candidates whose number was erased from the community."""
     s = schema.suppressions.c
     if conn.execute(sa.select(s.phone_hash).where(s.community_id == community_id).limit(1)).first() is None:
         return []  # the usual case: nobody was ever erased here, no need to send every hash
-    by_hash = {c.hash: c for c in candidates}
+    # Hashed here rather than beside the checks: most communities never need them.
+    by_hash = {phone_hash(key, c.phone): c for c in candidates}
     query = sa.select(s.phone_hash).where(s.community_id == community_id, _one_of(conn, s.phone_hash, list(by_hash)))
     return [by_hash[h] for h in conn.execute(query).scalars()]
 
@@ -402,60 +479,106 @@ def _suppressed(conn: sa.Connection, community_id: int, candidates: list[Prepare
 class _Bulk:
     """Many rows into one table at once, bypassing SQLAlchemy's per-row work (it would cost more than
     the database does). Rows come with values as the columns store them (see prepare_chunk), as
-    openline.ingest does for inbound texts. SQLite: one ``executemany``. PostgreSQL: ``COPY``, several
-    times faster than any INSERT; where a row may already be there (``conflict``), the rows that are
-    new are kept: first COPY straight in (in a savepoint), and only when that collides, COPY into a
-    temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+    openline.ingest does for inbound texts. SQLite: one ``executemany``. PostgreSQL: binary ``COPY``,
+    several times faster than any INSERT; where a row may already be there (``conflict``), the rows
+    that are new are kept: first COPY straight in (in a savepoint), and only when that collides, COPY
+    into a temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
 
     def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
+        self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
 
     def new_ids(self, count: int) -> list[int]:
         """Ids for ``count`` new members. On SQLite the write transaction holds the database's one
         write lock, so the ids after the highest are free; on PostgreSQL they come from its sequence."""
         if self.sqlite:
-            highest = self._conn.execute(sa.select(sa.func.coalesce(sa.func.max(_mem.id), 0))).scalar_one()
+            highest = self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(_mem.id), 0))).scalar_one()
             return list(range(int(highest) + 1, int(highest) + 1 + count))
-        sequence = "SELECT nextval(pg_get_serial_sequence('members', 'id')) FROM generate_series(1, %s)"
-        return [int(n) for (n,) in self._conn.exec_driver_sql(sequence, (count,))]
+        # The sequence is looked up once, as a subquery: called per row, pg_get_serial_sequence made
+        # taking the ids cost five times what the sequence does.
+        sequence = "(SELECT pg_get_serial_sequence('members', 'id')::regclass)"
+        taken = f"SELECT nextval({sequence}) FROM generate_series(1, %s)"
+        return [int(n) for (n,) in self.conn.exec_driver_sql(taken, (count,))]
 
     def insert(
-        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], *, conflict: Sequence[str] = ()
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        *,
+        conflict: Sequence[str] = (),
+        all_or_none: bool = False,
     ) -> bool:
-        """Insert ``rows``; False when some were already there (by ``conflict``) and were left out."""
+        """Insert ``rows``; False when some were already there (by ``conflict``): those were left out,
+        or with ``all_or_none`` none was inserted."""
         if not rows:
             return True
         names = ", ".join(columns)
-        ignore = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
-        if self.sqlite:
-            marks = ", ".join("?" for _ in columns)
-            inserted = self._conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}){ignore}", rows)
-            return inserted.rowcount == len(rows)
+        ignore = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
         if not conflict:
-            self._copy(table, names, rows)
+            self._insert(table, names, rows)
             return True
+        if self.sqlite and not all_or_none:
+            return self._insert(table, names, rows, ignore) == len(rows)
         try:
-            with self._conn.begin_nested():
-                self._copy(table, names, rows)
+            with self.conn.begin_nested():
+                self._insert(table, names, rows)
             return True
-        except psycopg.errors.UniqueViolation:
-            pass  # e.g. a member created by a text meanwhile: keep the others
+        except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError) as exc:
+            if isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" not in str(exc.orig):
+                raise
+            if all_or_none:
+                return False
+        # e.g. a member created by a text meanwhile: keep the others
         incoming = f"incoming_{table}"
         # Column types only (no constraints, no defaults); dropped right after.
         self._cursor().execute(f"CREATE TEMPORARY TABLE {incoming} AS SELECT {names} FROM {table} WITH NO DATA")
-        self._copy(incoming, names, rows)
+        self._copy(incoming, names, rows, types_of=table)
         self._cursor().execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {incoming}{ignore}")
         self._cursor().execute(f"DROP TABLE {incoming}")
         return False
 
-    def _cursor(self) -> Any:
-        return self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    def _insert(self, table: str, names: str, rows: list[tuple[Any, ...]], suffix: str = "") -> int:
+        """Insert every row (``suffix``: an ON CONFLICT clause, SQLite only); returns how many went in."""
+        if self.sqlite:
+            marks = ", ".join("?" for _ in rows[0])
+            return int(
+                self.conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}){suffix}", rows).rowcount
+            )
+        self._copy(table, names, rows)
+        return len(rows)
 
-    def _copy(self, table: str, names: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    def _cursor(self) -> Any:
+        return self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def _copy(self, table: str, names: str, rows: list[tuple[Any, ...]], types_of: str | None = None) -> None:
+        # Binary: psycopg sends numbers and times as they are instead of formatting them, which made its
+        # side of a COPY about 40 % cheaper, and the server need not parse them.
+        with self._cursor().copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_copy_types(self.conn.dialect, types_of or table, tuple(names.split(", "))))
             for row in rows:
                 copy.write_row(row)
+
+
+@lru_cache(maxsize=16)
+def _copy_types(dialect: sa.Dialect, table: str, columns: tuple[str, ...]) -> list[str]:
+    """The types psycopg sends these columns as in a binary COPY: each column's own, except that JSON
+    goes as the text it already is (the server reads JSON sent in binary as its text)."""
+    found = []
+    for name in columns:
+        sql = schema.metadata.tables[table].c[name].type.compile(dialect=dialect).split("(")[0]
+        found.append(_BINARY.get(sql, "text"))
+    return found
+
+
+# SQL types (as PostgreSQL names them) sent as themselves; the others (VARCHAR, JSON) go as text.
+_BINARY = {
+    "BIGINT": "int8",
+    "INTEGER": "int4",
+    "DATE": "date",
+    "TIMESTAMP WITHOUT TIME ZONE": "timestamp",
+    "BOOLEAN": "bool",
+}
 
 
 _EVENT_COLUMNS = ("community_id", "member_id", "previous_state", "new_state", "source", "evidence", "occurred_at")

@@ -10,12 +10,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import phonenumbers
 
-from openline.erasure import phone_hash
 from openline.members import PROFILE_FIELDS
+from openline.phone import region_and_type
 from openline.states import MemberState
 from openline.timezones import choose_zones, parsed_number_zones
 
@@ -126,9 +127,7 @@ class Prepared(NamedTuple):
     sends it back cheaply (unpickling dataclasses or aware datetimes costs more than checking)."""
 
     phone: str
-    # The number's suppression hash (see openline.erasure).
-    hash: str
-    lines: list[int]
+    lines: tuple[int, ...]
     # Should the number be new: its members row (MEMBER_COLUMNS) and first ledger evidence (JSON).
     row: tuple[Any, ...]
     evidence: str
@@ -223,11 +222,10 @@ def _phone(raw: str, region: str | None) -> tuple[str, str | None, tuple[str, ..
             reason += " (start it with + and the country code, or set a default country)"
         raise ValueError(f"{_shown(raw)} {reason}") from None
     # A valid number is one of a known type (is_valid_number is exactly that); the type also decides its
-    # time zones, so it is worked out once here rather than again by each check.
-    kind = phonenumbers.number_type(number)
+    # time zones, so it is worked out once here, with the region, rather than again by each check.
+    found, kind = region_and_type(number)
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise ValueError(f"{_shown(raw)} is not a valid number in the numbering plan of +{number.country_code}")
-    found = phonenumbers.region_code_for_number(number)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164, None if found in ("001", "ZZ") else str(found), parsed_number_zones(number, found, kind)
 
@@ -396,6 +394,9 @@ MEMBER_COLUMNS = (
     "updated_at",
 )
 _OPTED_OUT = (MemberState.unsubscribed, MemberState.blocked)
+# json.dumps(..., ensure_ascii=False) builds a new encoder at every call: a tenth of the time spent
+# on a row that passed its checks.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)
@@ -419,12 +420,14 @@ def stored_time(value: datetime | None, sqlite: bool) -> Any:
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
 
 
+# Rows of a file repeat the same few places and number prefixes.
+@lru_cache(maxsize=16_384)
 def _zones(
     number_zones: tuple[str, ...], region: str | None, country: str | None, postcode: str | None, city: str | None
-) -> tuple[str | None, list[str]]:
-    """member_zones, from the zones found while the number was checked."""
+) -> tuple[str | None, str]:
+    """member_zones, from the zones found while the number was checked: (zone, every zone as JSON)."""
     zone, zones = choose_zones(number_zones, region, country or None, postcode or None, city or None)
-    return zone, list(zones)
+    return zone, json.dumps(list(zones))
 
 
 def initial_state(opt_out: str | None, consent: object) -> MemberState:
@@ -444,11 +447,11 @@ def evidence(consent: tuple[str, str, int] | None, lines: Sequence[int], state: 
         found.update(line=lines[-1], state_column=state.value)
     else:
         found.update(line=lines[0], consent=None)
-    return json.dumps(found, ensure_ascii=False)
+    return _to_json(found)
 
 
 def prepare_chunk(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[list[tuple[Any, ...]], list[RowError]]:
-    """Check rows, merge those about the same number, and work out each number's hash and new row.
+    """Check rows, merge those about the same number, and work out each number's new row.
 
     Each number comes back as the fields of a Prepared, in a plain tuple: from a pool, unpickling a
     named tuple costs several times more (``Prepared._make`` turns it back).
@@ -482,8 +485,8 @@ def prepare_chunk(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[
             birthday.isoformat() if birthday is not None and job.sqlite else birthday,
             get("language"),
             zone,
-            json.dumps(zones),
-            json.dumps(c.custom, ensure_ascii=False) if c.custom else "{}",
+            zones,
+            _to_json(c.custom) if c.custom else "{}",
             None if joined is None else stored_time(datetime.fromisoformat(joined), job.sqlite),
             now,
             now,
@@ -491,8 +494,7 @@ def prepare_chunk(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[
         prepared.append(
             (
                 c.phone,
-                phone_hash(job.key, c.phone),
-                c.lines,
+                tuple(c.lines),
                 row,
                 evidence(c.consent, c.lines, state, job.file),
                 tuple(sorted(c.tags)),
