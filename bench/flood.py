@@ -31,6 +31,9 @@ from openline.simulate.traffic import NOT_ANSWERED, TwilioInbound, post_all
 __all__ = ["run"]
 
 CONNECTIONS = 64
+# How long the engine may take to catch up before the run is called failed: a guard against a hang,
+# not a target. PostgreSQL's engine took 521-600+ s on 2 cores (see RESULTS.md).
+CATCH_UP_LIMIT = 1800.0
 
 
 def _number(n: int) -> str:
@@ -151,7 +154,7 @@ def _measure(label: str, database_url: str, numbers: int, replays: int, table: T
         for batch in batches:
             statuses += _statuses(port, batch)
         ingest_seconds = time.monotonic() - started
-        drain = _wait_for_engine(db, len(sent), timeout=600)
+        drain = _wait_for_engine(db, len(sent), timeout=CATCH_UP_LIMIT)
     facts, expected = _facts(db), _expected(numbers)
     db.dispose()
     bad = {k: (facts[k], expected[k]) for k in expected if facts[k] != expected[k]}

@@ -8,7 +8,7 @@ earlier number. ``openline.members_io.import_members`` imports it into a fresh d
 
 ceiling: the same members, consent events and tags, already parsed and converted, inserted in
 transactions of the same size into another fresh database with the driver's fastest bulk insert
-(``executemany`` on SQLite, ``COPY`` on PostgreSQL): what storing costs without reading, checking,
+(``executemany`` on SQLite, binary ``COPY`` on PostgreSQL): what storing costs without reading, checking,
 merging and looking up existing members.
 
 Peak RSS growth is the most the importing process's resident memory rose above where it started
@@ -216,12 +216,17 @@ def _ceiling(db: Database, count: int) -> tuple[float, int]:
 
 
 def _insert(conn: sa.Connection, table: str, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """The fastest a driver takes rows: executemany on SQLite, COPY on PostgreSQL."""
+    """The fastest a driver takes rows: executemany on SQLite, binary COPY on PostgreSQL."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})", rows)
         return
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+    query = "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass"
+    declared = dict(cursor.execute(query, (table,)).fetchall())
+    # JSON values are already JSON text: sent as text, which is what the server reads for JSON anyway.
+    types = ["text" if declared[name] in ("json", "character varying") else declared[name] for name in names]
+    with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
@@ -289,7 +294,7 @@ def run(options: Options) -> Table:
     table.notes.append(
         f"file {size / 2**20:.0f} MiB; {os.cpu_count()} CPUs (the import checks rows in "
         f"{max(0, (os.cpu_count() or 1) - 1)} worker process(es) for files of 4 MB and more); "
-        f"ceiling = the same rows pre-parsed, inserted by executemany (SQLite) or COPY (PostgreSQL), "
+        f"ceiling = the same rows pre-parsed, inserted by executemany (SQLite) or binary COPY (PostgreSQL), "
         f"{CHUNK_ROWS:,} per transaction"
     )
     return table
