@@ -15,7 +15,9 @@ from openline.engine.config import CommunityConfig, FormConfig, FormField, load_
 from openline.forms import (
     DEFAULT_DISCLOSURE,
     MemberProfile,
+    SenderInfo,
     add_form_field,
+    card_as_media,
     country_code,
     disclosure_text,
     field_label,
@@ -24,7 +26,7 @@ from openline.forms import (
     set_disclosure,
     validate,
 )
-from openline.states import MemberState
+from openline.states import MemberState, SenderKind
 
 from .test_cli import invoke
 
@@ -281,3 +283,23 @@ def test_the_form_commands() -> None:
     code, output = invoke("form", "disclosure", "it")
     assert code == 1 and "--reset" in output
     assert invoke("form", "disclosure", "it", "--reset")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("provider", "kind", "sender", "phone", "as_media"),
+    [
+        ("twilio", SenderKind.long_code, "+14155550100", "+16505550123", True),
+        ("twilio", SenderKind.long_code, "+14155550100", "+14165550123", True),  # Canada
+        ("telnyx", SenderKind.toll_free, "+18005550100", "+17875550123", True),  # Puerto Rico
+        ("plivo", SenderKind.short_code, "12345", "+16505550123", True),
+        ("twilio", SenderKind.long_code, "+14155550100", "+393471234567", False),  # Italy: no A2P MMS
+        ("twilio", SenderKind.long_code, "+447700900123", "+16505550123", False),  # a UK number sends none
+        ("twilio", SenderKind.alphanumeric, "Ashton", "+16505550123", False),
+        ("vonage", SenderKind.long_code, "+14155550100", "+16505550123", False),  # its API has no media
+        ("sandbox", SenderKind.long_code, "+12025550100", "+393471234567", True),  # the simulator shows it
+    ],
+)
+def test_the_card_goes_as_media_only_between_mms_countries(
+    provider: str, kind: SenderKind, sender: str, phone: str, as_media: bool
+) -> None:
+    assert card_as_media(SenderInfo(sender, provider, kind), phone) is as_media

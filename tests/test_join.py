@@ -286,6 +286,27 @@ async def test_without_mms_the_card_is_a_link_in_the_text(client: httpx.AsyncCli
     assert "https://sms.example.org/card/default.vcf" in text.body and text.body.startswith("My community: grazie")
 
 
+@pytest.mark.parametrize(("phone", "as_media"), [("+16505550123", True), ("+393471234567", False)])
+async def test_the_card_goes_as_mms_only_where_carriers_carry_it(
+    client: httpx.AsyncClient, runtime: Runtime, phone: str, as_media: bool
+) -> None:
+    member_id = add_member(runtime, phone=phone)
+    with runtime.db.write_engine.begin() as conn:
+        community = get_community(conn)
+        twilio = add_sender(conn, community.id, "+14155550112", provider="twilio", mps=1.0)
+        conn.execute(
+            sa.insert(schema.conversations).values(
+                community_id=community.id, member_id=member_id, sender_id=twilio.id, unread=0, archived=False
+            )
+        )
+    assert (await send_form(client, join_link(runtime, member_id), GIULIA)).status_code == 303
+    [text] = rows(runtime, schema.messages)
+    card = "https://sms.example.org/card/default.vcf"
+    # Carriers carry no MMS to Italy; the text with the card's link always arrives.
+    assert text.provider == "twilio" and card in text.body
+    assert text.media == ([{"url": card, "content_type": None}] if as_media else None)
+
+
 async def test_an_owners_disclosure_is_the_one_shown_and_recorded(client: httpx.AsyncClient, runtime: Runtime) -> None:
     with runtime.db.write_engine.begin() as conn:
         set_disclosure(conn, get_community(conn).id, "it", "Messaggi da {programme}, circa 4 al mese. STOP per uscire.")

@@ -35,6 +35,7 @@ from openline.engine.config import (
 from openline.engine.language import check_language
 from openline.engine.texts import SystemText, render
 from openline.outbox import queue_text
+from openline.phone import region_of
 from openline.states import ConsentSource, MemberState, MessageKind, SenderKind
 from openline.timezones import member_zones
 
@@ -43,12 +44,14 @@ __all__ = [
     "DEFAULT_LABELS",
     "MAX_AGE",
     "MMS_PROVIDERS",
+    "MMS_REGIONS",
     "ConsentChange",
     "FieldError",
     "MemberProfile",
     "NotSubscribable",
     "SenderInfo",
     "add_form_field",
+    "card_as_media",
     "card_numbers",
     "consent_history",
     "country_code",
@@ -72,6 +75,11 @@ __all__ = [
 
 # Providers whose APIs send media (MMS) and so can send the contact card itself; the others get a link.
 MMS_PROVIDERS = frozenset({"twilio", "telnyx", "plivo", "sandbox"})
+# Carriers carry application-to-person MMS only within the US, Canada and Puerto Rico. Elsewhere Plivo
+# answers 400, Telnyx sends no MMS between countries, and Twilio either answers 400 or (its MMS
+# Converter, on by default) adds a second link to the text. The confirmation text always carries the
+# card's link, so outside these countries it goes as plain SMS.
+MMS_REGIONS = frozenset({"US", "CA", "PR"})
 
 # What the built-in fields are, as the form sees them.
 _BUILTIN_KINDS: dict[str, str] = {
@@ -617,6 +625,17 @@ def card_numbers(conn: sa.Connection, community_id: int) -> list[str]:
     return real or [str(r.address) for r in rows]
 
 
+def card_as_media(sender: SenderInfo, phone: str) -> bool:
+    """Whether the contact card can go as MMS from ``sender`` to ``phone`` (else only as a link)."""
+    if sender.provider == "sandbox":
+        return True  # the simulator shows media whatever the number
+    if sender.provider not in MMS_PROVIDERS or sender.kind == SenderKind.alphanumeric:
+        return False
+    # A short code has no country of its own; it is provisioned with the recipient's carriers.
+    from_region = sender.kind == SenderKind.short_code or region_of(sender.address) in MMS_REGIONS
+    return from_region and region_of(phone) in MMS_REGIONS
+
+
 def _queue_confirmation(
     conn: sa.Connection,
     profile: MemberProfile,
@@ -638,7 +657,7 @@ def _queue_confirmation(
         by_name(config.sender_texts.get(sender.address, {})),
         by_name(config.texts),
     )
-    mms = sender.provider in MMS_PROVIDERS and sender.kind != SenderKind.alphanumeric
+    mms = card_as_media(sender, profile.phone)
     message, _ = queue_text(
         conn,
         profile.community_id,
