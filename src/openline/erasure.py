@@ -154,8 +154,15 @@ def _erase(
     conn.execute(sa.update(schema.messages).where(theirs).values(**anonymous))
 
     if member_id is not None:
-        # Tags, ledger, conversation and clicks go with the row (ON DELETE CASCADE); deleted explicitly
-        # too, so erasure does not depend on SQLite's foreign_keys pragma being on for this connection.
+        # Tags, ledger, conversation (with the team's notes on it) and clicks go with the row (ON DELETE
+        # CASCADE); deleted explicitly too, so erasure does not depend on SQLite's foreign_keys pragma
+        # being on for this connection.
+        c = schema.conversations.c
+        conn.execute(
+            sa.delete(schema.conversation_notes).where(
+                schema.conversation_notes.c.conversation_id.in_(sa.select(c.id).where(c.member_id == member_id))
+            )
+        )
         for table in (schema.member_tags, schema.consent_events, schema.conversations, schema.link_clicks):
             conn.execute(sa.delete(table).where(table.c.member_id == member_id))
         conn.execute(sa.delete(schema.members).where(schema.members.c.id == member_id))
