@@ -185,6 +185,16 @@ def test_numbers_without_a_country_code_need_a_default_country(db: Database, com
     assert member(db, community, "+393471234568")["country"] == "IT"
 
 
+def test_numbers_no_text_can_reach_are_refused_with_their_kind(db: Database, community: int, tmp_path: Path) -> None:
+    rows = [["phone"], ["+39 02 1234 5678"], ["+39 899 123 456"], ["+39 347 123 4567"], ["+1 800 555 0100"]]
+    summary = run_import(db, community, write_csv(tmp_path / "a.csv", rows))
+    assert (summary.created, summary.errors) == (2, 2)  # the mobile, and the toll-free that may be text-enabled
+    assert [line[:3] for line in report(tmp_path / "a.csv")[1:]] == [
+        ["2", "phone", "'+39 02 1234 5678' is a landline number, which cannot receive texts"],
+        ["3", "phone", "'+39 899 123 456' is a premium-rate number, which cannot receive texts"],
+    ]
+
+
 def test_duplicates_merge_within_the_file_and_with_existing_members(
     db: Database, community: int, tmp_path: Path
 ) -> None:

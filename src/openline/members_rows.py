@@ -212,6 +212,18 @@ _PARSE_REASONS = {
 }
 
 
+# Number types a list may hold that no text reaches (a landline at best reads it out by voice). Kept:
+# mobile, fixed-line-or-mobile (every +1 number), VoIP, personal and toll-free numbers, which can.
+_UNTEXTABLE = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a landline number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a company's universal access number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+}
+
+
 def _phone(raw: str, region: str | None) -> tuple[str, str | None, tuple[str, ...]]:
     """(E.164, country, time zones) of a number written any way; ValueError with the reason."""
     try:
@@ -226,6 +238,8 @@ def _phone(raw: str, region: str | None) -> tuple[str, str | None, tuple[str, ..
     found, kind = region_and_type(number)
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise ValueError(f"{_shown(raw)} is not a valid number in the numbering plan of +{number.country_code}")
+    if kind in _UNTEXTABLE:
+        raise ValueError(f"{_shown(raw)} is {_UNTEXTABLE[kind]}, which cannot receive texts")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164, None if found in ("001", "ZZ") else str(found), parsed_number_zones(number, found, kind)
 
