@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from openline.communities import bootstrap, get_community
-from openline.db import Database
-from openline.installation import secret_key
+from openline.db import Database, DatabaseError
+from openline.db.schema import utcnow
+from openline.erasure import erase_phone
+from openline.installation import SecretKeyChanged, derive_key, secret_key
 from openline.phone import InvalidAddress, classify_sender_address, to_e164
+from openline.runtime import Runtime
 from openline.senders import SANDBOX_NUMBER, DuplicateSender, UnknownProvider, add_sender, list_senders
+from openline.settings import Settings
 from openline.states import SenderKind
 from openline.tokens import DuplicateTokenName, authenticate, create_token, list_tokens, revoke_token
 
@@ -98,3 +103,35 @@ def test_the_generated_secret_key_is_kept(db: Database) -> None:
         assert len(first) >= 48
         assert secret_key(conn, None) == first
         assert secret_key(conn, "configured") == b"configured"
+
+
+def test_a_new_secret_key_is_refused_while_erased_numbers_depend_on_the_old_one(db: Database) -> None:
+    with db.write_engine.begin() as conn:
+        community = bootstrap(conn, "default") or get_community(conn)
+        secret_key(conn, None)  # generated and kept
+        assert secret_key(conn, "first configured key") == b"first configured key"  # nobody erased yet: taken
+        erase_phone(
+            conn,
+            community.id,
+            "+12025550143",
+            key=derive_key(b"first configured key", "suppression"),
+            now=utcnow(),
+            reason="asked",
+        )
+    with (
+        db.write_engine.begin() as conn,
+        pytest.raises(SecretKeyChanged, match="its 1 erased number would no longer be recognised"),
+    ):
+        secret_key(conn, None)  # back to the generated key: it would no longer recognise the erased number
+    with db.write_engine.begin() as conn:
+        assert secret_key(conn, "first configured key") == b"first configured key"
+        with pytest.raises(SecretKeyChanged, match="set OPENLINE_SECRET_KEY back to the previous key"):
+            secret_key(conn, "rotated")
+
+
+def test_a_runtime_will_not_start_with_another_secret_key(settings: Settings, db: Database) -> None:
+    Runtime.open(settings, migrate=False).close()
+    with db.write_engine.begin() as conn:
+        erase_phone(conn, get_community(conn).id, "+12025550143", key=b"k" * 32, now=utcnow(), reason="asked")
+    with pytest.raises(DatabaseError, match="suppression list"):
+        Runtime.open(settings.model_copy(update={"secret_key": SecretStr("another key")}), migrate=False)
