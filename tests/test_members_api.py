@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from openline.communities import get_community
@@ -17,6 +19,7 @@ from openline.runtime import Runtime
 from openline.senders import SANDBOX_NUMBER
 from openline.settings import Settings
 from openline.states import MessageState
+from openline.web import api_members
 from openline.worker import run_retention
 
 from .test_api import make_token
@@ -73,6 +76,26 @@ async def test_import_refuses_what_it_cannot_read(client: httpx.AsyncClient, run
     assert bad_country.status_code == 422 and "default_country" in bad_country.json()["detail"]
     unauthenticated = await client.post("/api/v1/members/import", content=CSV, headers={"Content-Type": "text/csv"})
     assert unauthenticated.status_code == 401
+
+
+async def test_import_refuses_a_body_over_the_limit_declared_or_streamed(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_members, "MAX_IMPORT_BYTES", len(CSV) - 1)
+    headers = {**auth(runtime), "Content-Type": "text/csv"}
+    declared = await client.post("/api/v1/members/import", content=CSV, headers=headers)
+    assert declared.status_code == 413 and "openline members import" in declared.json()["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the count while streaming decides
+        for start in range(0, len(CSV), 16):
+            yield CSV[start : start + 16].encode()
+
+    streamed = await client.post("/api/v1/members/import", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    with runtime.db.read_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.members)).scalar_one() == 0
+    monkeypatch.setattr(api_members, "MAX_IMPORT_BYTES", len(CSV))
+    assert (await client.post("/api/v1/members/import", content=CSV, headers=headers)).status_code == 200
 
 
 async def test_export_streams_json_lines_and_csv(client: httpx.AsyncClient, runtime: Runtime) -> None:

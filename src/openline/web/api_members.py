@@ -30,6 +30,9 @@ router = APIRouter(prefix="/api/v1", tags=["members"])
 
 # An import answers with at most this many problems; the count is always complete.
 MAX_ERRORS_SHOWN = 1000
+# A CSV body larger than this is refused (413) rather than written to the server's temporary disk
+# until it fills: ten million members with a long profile each. Larger files: `openline members import`.
+MAX_IMPORT_BYTES = 2 * 1024**3
 
 
 class RowProblem(BaseModel):
@@ -120,12 +123,23 @@ async def post_import(
             country = check_country(default_country)
         except ValueError as exc:
             raise HTTPException(422, f"default_country: {exc}") from None
+    too_large = HTTPException(
+        413, f"the CSV is larger than {MAX_IMPORT_BYTES:,} bytes; import it on the server with openline members import"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+        raise too_large
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="openline-import-") as directory:
         path = Path(directory) / "upload.csv"
         # Streamed to disk: the import reads the file in chunks, so a large upload never sits in memory.
+        # Counted too: a chunked body declares no length.
+        received = 0
         with path.open("wb") as file:
             async for part in request.stream():
+                received += len(part)
+                if received > MAX_IMPORT_BYTES:
+                    raise too_large
                 await asyncio.to_thread(file.write, part)
 
         def run() -> ImportSummary:
