@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from openline import members_io
 from openline.analytics import Day, remember
 from openline.communities import bootstrap, get_community
-from openline.db import Database, schema
+from openline.db import Database, schema, upgrade
 from openline.erasure import erase_member
 from openline.members import find_member_id, member_record
 from openline.members_export import CSV_COLUMNS, export_lines
@@ -97,7 +97,7 @@ def test_bad_rows_are_reported_with_their_line_column_and_reason(db: Database, c
     )
     summary = run_import(db, community, path)
     bob = ["12", "Bob", "bob@", "31/12/1990", "", "", ""]
-    gio = ["+39 347 123 4568", "Gio", "", "", "", "2024-01-01T00:00:00Z", ""]
+    gio = ["'+39 347 123 4568", "Gio", "", "", "", "2024-01-01T00:00:00Z", ""]  # echoed as spreadsheet text
     future = ["+12025550145", "Future", "", "2990-01-01", "web", "2999-01-01T00:00:00Z", ""]
     assert (summary.rows, summary.created, summary.errors) == (7, 1, 6)
     assert summary.ignored_columns == ["notes"]
@@ -657,3 +657,81 @@ def test_members_dated_into_kept_analytics_days_have_those_days_counted_again(
     run_import(db, community, write_csv(tmp_path / "b.csv", [rows[0], [US3, "web", NOW.isoformat()]]))
     with db.read_engine.connect() as conn:
         assert set(conn.execute(sa.select(schema.analytics_days.c.day)).scalars()) == left
+
+
+EVIL = '=HYPERLINK("http://evil.example","x")'
+
+
+def test_csv_export_escapes_formulas_and_imports_them_back(db: Database, community: int, tmp_path: Path) -> None:
+    header = ["phone", "first_name", "last_name", "city", "tags", "custom.note", "consent_source", "consent_at"]
+    typed = [EVIL, "-42", "@SUM(1+1)", "-2+3,vip", "+cmd", "=stadium", "2024-05-01T18:30:00Z"]
+    run_import(db, community, write_csv(tmp_path / "source.csv", [header, [US, *typed]]))
+    exported = _export(db, community, "csv")
+    (line,) = csv.DictReader(io.StringIO(exported))
+    assert [line[c] for c in ("phone", "first_name", "last_name", "city", "tags", "consent_source")] == [
+        US,  # an E.164 number is a plain number: unchanged
+        "'" + EVIL,
+        "-42",  # so is a negative number
+        "'@SUM(1+1)",
+        "'-2+3,vip",
+        "'=stadium",
+    ]
+    assert json.loads(line["custom"]) == {"note": "+cmd"}
+    (record,) = (json.loads(text) for text in _export(db, community, "jsonl").splitlines())
+    assert (record["first_name"], record["city"], record["tags"]) == (EVIL, "@SUM(1+1)", ["-2+3", "vip"])
+
+    # Into a fresh database: the same text comes back, and exports the same.
+    fresh = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        upgrade(fresh)
+        with fresh.write_engine.begin() as conn:
+            bootstrap(conn, "Fans")
+            other = get_community(conn).id
+        path = tmp_path / "export.csv"
+        path.write_text(exported, encoding="utf-8")
+        summary = run_import(fresh, other, path)
+        assert (summary.created, summary.subscribed, summary.errors) == (1, 1, 0)
+        back = member(fresh, other, US)
+        assert (back["first_name"], back["last_name"], back["city"], back["tags"], back["custom"]) == (
+            EVIL,
+            "-42",
+            "@SUM(1+1)",
+            ["-2+3", "vip"],
+            {"note": "+cmd"},
+        )
+        assert back["consent"][-1]["evidence"]["consent_source"] == "=stadium"
+        again = _export(fresh, other, "csv")
+    finally:
+        fresh.dispose()
+
+    def comparable(text: str) -> list[dict[str, str]]:
+        return [{k: v for k, v in row.items() if k != "created_at"} for row in csv.DictReader(io.StringIO(text))]
+
+    assert comparable(again) == comparable(exported)
+
+
+def test_the_error_report_echoes_formulas_escaped(db: Database, community: int, tmp_path: Path) -> None:
+    header = ["phone", "first_name", "email", "=notes"]
+    path = write_csv(
+        tmp_path / "fans.csv",
+        [header, [US, EVIL, "=1+1", "@x"], [US2, "'=quoted", "-bad", ""], ["+1 202", "Al", "", ""]],
+    )
+    summary = run_import(db, community, path)
+    assert summary.errors == 3
+    assert summary.ignored_columns == ["=notes"]
+    assert report(path) == [
+        ["line", "column", "reason", "phone", "first_name", "email", "'=notes"],
+        ["2", "email", "'=1+1' is not an e-mail address", US, "'" + EVIL, "'=1+1", "'@x"],
+        # A cell the file had escaped already is echoed as it was.
+        ["3", "email", "'-bad' is not an e-mail address", US2, "'=quoted", "'-bad", ""],
+        ["4", "phone", "'+1 202' is not a valid number in the numbering plan of +1", "'+1 202", "Al", "", ""],
+    ]
+
+    # Fixed in a spreadsheet and imported again: the names are what the file said.
+    top, *problems = report(path)
+    write_csv(path, [top, *([*row[:5], "", *row[6:]] for row in problems[:2])])
+    summary = run_import(db, community, path)
+    assert (summary.created, summary.errors) == (2, 0)
+    assert summary.ignored_columns[:3] == ["line", "column", "reason"]
+    assert member(db, community, US)["first_name"] == EVIL
+    assert member(db, community, US2)["first_name"] == "=quoted"

@@ -186,7 +186,9 @@ def members_show(phone: PhoneArgument, community: CommunityOption = DEFAULT_SLUG
 def members_erase(
     phone: PhoneArgument,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    reason: Annotated[str, typer.Option(help="Why, kept in clear with the suppression: say why, never who.")] = "erased on request",
+    reason: Annotated[
+        str, typer.Option(help="Why, kept in clear with the suppression: say why, never who.")
+    ] = "erased on request",
     community: CommunityOption = DEFAULT_SLUG,
 ) -> None:
     """Erase a member's personal data and texts; the number is never texted or imported again

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from openline.csv_safety import spreadsheet_safe
 from openline.db import schema
 from openline.members import EVENT_COLUMNS, PROFILE_COLUMNS, PROFILE_FIELDS, consent_event_dict, profile_dict
 from openline.states import ConsentSource, MemberState
@@ -81,7 +82,7 @@ def _page(conn: sa.Connection, community_id: int, after: int) -> list[dict[str, 
     return records
 
 
-def _csv_row(record: dict[str, Any]) -> list[Any]:
+def _csv_row(record: dict[str, Any]) -> list[str]:
     source = at = ""
     if record["state"] == MemberState.subscribed:
         for event in reversed(record["consent"]):
@@ -99,7 +100,9 @@ def _csv_row(record: dict[str, Any]) -> list[Any]:
         "consent_source": source,
         "consent_at": at,
     }
-    return ["" if values[c] is None else values[c] for c in CSV_COLUMNS]
+    # Every cell, since most hold what people typed on the sign-up form or a file brought; phone numbers
+    # (E.164) and the values openline makes (states, ISO times, JSON objects) come through unchanged.
+    return ["" if values[c] is None else spreadsheet_safe(str(values[c])) for c in CSV_COLUMNS]
 
 
 def _csv_text(rows: Sequence[Sequence[Any]]) -> str:

@@ -30,6 +30,7 @@ from rbloom import Bloom
 from sqlalchemy.dialects import postgresql
 
 from openline.analytics import forget, settled_until
+from openline.csv_safety import spreadsheet_safe, undo_spreadsheet_safe
 from openline.db import schema
 from openline.erasure import phone_hash
 from openline.members import PROFILE_FIELDS
@@ -173,11 +174,17 @@ class _Report:
     _writer: Any = None
 
     def write(self, line: int, column: str, reason: str, row: Sequence[str]) -> None:
+        # The header and the row come from the file: the report is opened in a spreadsheet to be fixed,
+        # where none of them may run as a formula. A cell the file already had escaped stays as it was,
+        # so the fixed report imports as the file would have. The reason is left as it is: it quotes
+        # any value with repr(), so it starts with a letter or a quote mark, never a formula (and the
+        # API reads it back as it is).
         if self._writer is None:
             self._file = self.path.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._file)
-            self._writer.writerow([*_REPORT_COLUMNS, *self.header])
-        self._writer.writerow([line, column, reason, *row])
+            self._writer.writerow([*_REPORT_COLUMNS, *map(spreadsheet_safe, self.header)])
+        echoed = (spreadsheet_safe(undo_spreadsheet_safe(value)) for value in row)
+        self._writer.writerow([line, spreadsheet_safe(column), reason, *echoed])
 
     def close(self) -> bool:
         if self._file is None:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import phonenumbers
 
+from openline.csv_safety import undo_spreadsheet_safe
 from openline.members import PROFILE_FIELDS
 from openline.phone import region_and_type
 from openline.states import MemberState
@@ -289,7 +290,9 @@ def _check_one(
     for index, value in enumerate(row[: len(header)]):
         target = targets[index]
         if target is not None:
-            text = value.strip()
+            # Without the quote an export puts before text a spreadsheet would take as a formula (tested
+            # first by hand: this runs for every cell of a million-row file).
+            text = (undo_spreadsheet_safe(value) if value[:1] == "'" else value).strip()
             if text:
                 values[target] = text
     candidate = Candidate("", [line])

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from openline.csv_safety import undo_spreadsheet_safe
 from openline.db import schema
 from openline.erasure import erase_phone
 from openline.members import MemberNotFound, find_member_id, member_record
@@ -90,7 +91,8 @@ def _problems(report: str | None) -> tuple[list[RowProblem], bool]:
         for row in rows:
             if len(found) == MAX_ERRORS_SHOWN:
                 return found, True
-            found.append(RowProblem(line=int(row[0]), column=row[1], reason=row[2]))
+            # The report is written for spreadsheets; the API gives the column's name as the file has it.
+            found.append(RowProblem(line=int(row[0]), column=undo_spreadsheet_safe(row[1]), reason=row[2]))
     return found, False
 
 
