@@ -273,3 +273,16 @@ def test_plain_text_renders_to_itself(text: str) -> None:
             compile_body(text)
         return
     assert render(compile_body(text), {}) == expected
+
+
+# -- form_link ---------------------------------------------------------------------------------------
+
+
+def test_form_link_is_a_known_variable_and_a_typo_is_refused() -> None:
+    body = compile_body("Tell us more: {{ form_link }}")
+    assert body.variables == {"form_link"}
+    # The planner supplies each member's own link; here any value stands in for it.
+    assert render(body, {"form_link": "https://x.org/join/7.1.s"}) == "Tell us more: https://x.org/join/7.1.s"
+    found = problem("Tell us more: {{ form_lnk }}")
+    assert (found.line, found.column) == (1, 18)
+    assert "unknown variable 'form_lnk' (did you mean 'form_link'?" in str(found)

@@ -28,10 +28,13 @@ from openline.broadcasts import (
     start,
     why,
 )
+from openline.broadcasts.plan import Planned, Planner
 from openline.communities import get_community
 from openline.db import Database, schema
 from openline.dispatcher import Dispatcher
+from openline.encoding import count_segments
 from openline.engine.config import update_config
+from openline.links import InvalidLink, link_issued_at, read_member_link
 from openline.runtime import Runtime
 from openline.states import BroadcastState
 from openline.tracking import find_urls, read_link_code, record_click
@@ -389,3 +392,58 @@ def test_a_footer_in_the_members_language_is_counted(runtime: Runtime, people: d
     assert written["+393471234567"].body == "Novità!\nRispondi STOP per uscire"
     with pytest.raises(ValueError, match="not a language code"):
         set_rules(db, footer={"Italian": "x"})
+
+
+# -- {{ form_link }} ---------------------------------------------------------------------------------
+
+JOIN_KEY = b"j" * 32
+# About 145 characters with the tracked link: one segment, but two with a join link (about 65 characters) in it.
+FORM_LINK_BODY = (
+    "We now ask for your birthday and favourite song, so the next show suits you. "
+    "It takes a minute: {{ form_link }} (tickets: https://example.org/t)"
+)
+
+
+def test_form_link_is_each_members_own_join_link_counted_by_the_estimate(
+    runtime: Runtime, people: dict[str, int]
+) -> None:
+    db = runtime.db
+    broadcast_id = draft(db, message={"variants": [{"body": FORM_LINK_BODY}]})
+    with db.write_engine.begin() as conn:
+        broadcast = get_broadcast(conn, broadcast_id)
+        # An estimate needs no member-link key: its links are as long as real ones, but open nothing.
+        result = estimate(conn, broadcast, now=NOW, base_url=BASE, link_key=KEY)
+        preview = Planner(conn, broadcast, now=NOW, base_url=BASE, link_key=KEY)
+        [sample] = preview.plan(conn, preview.members(conn, 0, 1))
+        assert isinstance(sample, Planned)
+        [shown] = [url for _, _, url in find_urls(sample.body) if "/join/" in url]
+        with pytest.raises(InvalidLink):
+            read_member_link(JOIN_KEY, shown.rsplit("/", 1)[1])
+        start(conn, broadcast, NOW)
+    with db.write_engine.begin() as conn, pytest.raises(ValueError, match="member-link key"):
+        fan_out_batch(conn, broadcast_id, now=NOW, base_url=BASE, link_key=KEY)  # never sends links that open nothing
+    # Fan-out signs its links later than the estimate did, and its tokens differ, but not their length.
+    later = NOW + timedelta(hours=1)
+    with db.write_engine.begin() as conn:
+        fan_out_batch(conn, broadcast_id, now=later, base_url=BASE, link_key=KEY, join_key=JOIN_KEY)
+    written = texts(db, broadcast_id)
+    assert result.recipients == len(written) == 4
+    assert result.by_segments == {2: 4}  # the link's real length tips each text into a second segment
+    assert sum(row.segments for row in written.values()) == result.segments == 8
+    links = {}
+    for phone, row in written.items():
+        assert count_segments(row.body).segments == row.segments == 2
+        urls = [url for _, _, url in find_urls(row.body)]
+        # The join link is left as it is (it carries its own signed token); the other URL is tracked.
+        assert urls[0].startswith(f"{BASE}/join/") and urls[1].startswith(f"{BASE}/l/")
+        assert f"minute: {urls[0]} (tickets:" in row.body
+        link = read_member_link(JOIN_KEY, urls[0].rsplit("/", 1)[1])
+        assert link.member_id == people[phone]
+        assert link_issued_at(link) == later  # signed at fan-out: it lives 30 days from there
+        links[phone] = urls[0]
+    assert len(set(links.values())) == 4
+    with db.read_engine.connect() as conn:
+        tracked = conn.execute(
+            sa.select(schema.broadcast_links.c.url).where(schema.broadcast_links.c.broadcast_id == broadcast_id)
+        )
+        assert list(tracked.scalars()) == ["https://example.org/t"]

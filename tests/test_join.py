@@ -3,8 +3,9 @@ confirmation text with the contact card, single-use and expiring links, progress
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -14,11 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from openline.broadcasts import create_broadcast, get_broadcast, start
 from openline.communities import get_community
 from openline.db import schema
 from openline.engine.config import FormField, load_config
 from openline.engine.texts import SystemText, render
-from openline.forms import DEFAULT_DISCLOSURE, DEFAULT_LABELS, add_form_field, set_disclosure
+from openline.forms import DEFAULT_DISCLOSURE, DEFAULT_LABELS, add_form_field, remove_form_field, set_disclosure
 from openline.links import (
     ExpiredLink,
     InvalidLink,
@@ -32,8 +34,10 @@ from openline.links import (
 )
 from openline.runtime import Runtime
 from openline.senders import add_sender
-from openline.states import MemberState
+from openline.states import BroadcastState, MemberState
+from openline.tracking import find_urls
 from openline.web.i18n import CATALOGUE, LANGUAGE_NAMES, Translator, parse_accept_language
+from openline.worker import run_broadcasts
 
 ITALIAN = "+393471234567"
 _VOID = {"input", "meta", "br", "link", "img", "hr"}
@@ -441,7 +445,7 @@ async def test_a_returning_member_is_asked_only_what_is_new(client: httpx.AsyncC
         ["birthday", "first_name", "language"],
         ["email"],
     ]
-    # Nothing left to ask: the form only confirms.
+    # Nothing left to ask: the page says so (and how to change what was told).
     with runtime.db.write_engine.begin() as conn:
         conn.execute(sa.update(schema.members).values(city="Milano"))
     last = sign_member_link(runtime.key_for("member-link"), member_id, schema.utcnow() + timedelta(seconds=1))
@@ -569,3 +573,78 @@ def test_every_page_string_and_confirmation_exists_in_every_language() -> None:
     assert parse_accept_language("en;q=0, es;q=0.5, hi") == ["hi", "es"]
     assert parse_accept_language("garbage;q=x") == []
     assert Translator("ar").direction == "rtl" and Translator("hi").direction == "ltr"
+
+
+# -- asking members already subscribed: a broadcast's {{ form_link }} --------------------------------------
+
+
+async def send_broadcast(runtime: Runtime, body: str) -> dict[int, str]:
+    """Fan out a broadcast with ``body`` to every member through the worker's own loop; each text by member."""
+    with runtime.db.write_engine.begin() as conn:
+        message = {"variants": [{"body": body}]}
+        draft = create_broadcast(conn, get_community(conn).id, "tell-us", message, segment={"and": []})
+        broadcast = start(conn, draft, schema.utcnow())
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_broadcasts(runtime, stop))
+    try:
+        for _ in range(200):
+            with runtime.db.read_engine.connect() as conn:
+                if get_broadcast(conn, broadcast.id).state != BroadcastState.fanning_out:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    written = rows(runtime, schema.messages, schema.messages.c.broadcast_id == broadcast.id)
+    return {row.member_id: row.body for row in written}
+
+
+async def test_a_broadcasts_form_link_asks_each_member_only_what_they_have_not_told(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    told = {"first_name": "Giulia", "city": "Milano", "birthday": date(1990, 5, 31)}
+    giulia = add_member(runtime, **told, form_submitted_at=schema.utcnow() - timedelta(days=3))
+    marco = add_member(runtime, "+393471234568", first_name="Marco")
+    with runtime.db.write_engine.begin() as conn:  # the owner adds a field...
+        add_form_field(conn, get_community(conn).id, FormField(name="favourite_song", type="text"))
+    # ...and asks everyone for it in one text.
+    texts = await send_broadcast(runtime, "La tua canzone preferita? {{ form_link }}")
+    links = {member_id: find_urls(body)[0][2] for member_id, body in texts.items()}
+    assert set(links) == {giulia, marco} and len(set(links.values())) == 2
+    paths = {member_id: link.removeprefix(runtime.base_url) for member_id, link in links.items()}
+    for member_id, path in paths.items():
+        assert path.startswith("/join/")
+        assert read_member_link(runtime.key_for("member-link"), path.removeprefix("/join/")).member_id == member_id
+    pages = {member_id: Html((await client.get(path)).text) for member_id, path in paths.items()}
+    assert pages[giulia].field_names() == ["favourite_song"]
+    # Marco joined by text: the form's fields he has not told, and the language openline guessed.
+    assert pages[marco].field_names() == ["city", "birthday", "language", "favourite_song"]
+    response = await client.post(paths[giulia], data={**pages[giulia].hidden(), "favourite_song": "Azzurro"})
+    assert response.status_code == 303
+    saved = member(runtime, giulia)
+    assert (saved.custom, saved.first_name, saved.city) == ({"favourite_song": "Azzurro"}, "Giulia", "Milano")
+    assert [e.evidence["fields"] for e in rows(runtime, schema.consent_events)] == [["favourite_song"]]
+
+
+async def test_a_member_who_has_told_everything_is_told_so(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    told = {"first_name": "Giulia", "city": "Milano", "birthday": date(1990, 5, 31)}
+    member_id = add_member(runtime, **told, form_submitted_at=schema.utcnow() - timedelta(days=3))
+    token = join_link(runtime, member_id, age=timedelta(0))
+    for query, said in [
+        ("", ["Tutto a posto", "Abbiamo già i tuoi dati", "scrivi PROFILO a"]),  # in the member's language
+        ("?lang=en", ["You're all set", "nothing more to tell My community", "text PROFILE to"]),
+    ]:
+        response = await client.get(f"/join/{token}{query}")
+        page = Html(response.text)
+        assert response.status_code == 200 and page.field_names() == [] and "nonce" not in page.hidden()
+        assert all(words in page.all_text for words in said), page.all_text
+    # A form drawn before the last field was told elsewhere has nothing left to send: nothing is recorded.
+    response = await client.post(f"/join/{token}", data={"first_name": "Giulietta"})
+    assert response.status_code == 200 and "Tutto a posto" in response.text
+    assert rows(runtime, schema.consent_events) == [] and member(runtime, member_id).first_name == "Giulia"
+    # A pending member still needs the form to consent, even with nothing left to tell.
+    with runtime.db.write_engine.begin() as conn:
+        remove_form_field(conn, get_community(conn).id, "language")
+    pending = add_member(runtime, "+393471234568", state=MemberState.pending, **told)
+    page = Html((await client.get(f"/join/{join_link(runtime, pending)}")).text)
+    assert page.field_names() == [] and "nonce" in page.hidden() and "Invia il modulo per confermare" in page.all_text

@@ -24,6 +24,7 @@ __all__ = [
     "ExpiredLink",
     "InvalidLink",
     "SignedLink",
+    "join_url",
     "link_issued_at",
     "read_member_link",
     "sign_form_nonce",
@@ -63,6 +64,11 @@ def sign_member_link(key: bytes, member_id: int, now: datetime, lifetime: timede
     # link sent a moment after a form was submitted is not mistaken for one from before it.
     payload = f"{member_id}.{math.ceil((now + lifetime).timestamp())}"
     return f"{payload}.{_signature(key, payload)}"
+
+
+def join_url(base_url: str, key: bytes, member_id: int, now: datetime) -> str:
+    """The member's sign-up form, ``<base_url>/join/<token>``, issued ``now`` (sign with ``key_for("member-link")``)."""
+    return f"{base_url.rstrip('/')}/join/{sign_member_link(key, member_id, now)}"
 
 
 def read_member_link(key: bytes, token: str) -> SignedLink:

@@ -101,13 +101,15 @@ async def run_receipts(runtime: Runtime, stop: asyncio.Event) -> None:
 async def run_broadcasts(runtime: Runtime, stop: asyncio.Event, queued: Callable[[], object] = lambda: None) -> None:
     """Move broadcasts along until ``stop``: start those whose time has come, fan out a batch per
     transaction (``queued`` wakes the dispatcher after each), mark finished ones done."""
-    link_key = runtime.key_for("tracked-link")
+    link_key, join_key = runtime.key_for("tracked-link"), runtime.key_for("member-link")
 
     def broadcast_fan_out(conn: sa.Connection) -> int:
         now = datetime.now(UTC)
         looked_at = 0
         for broadcast_id in advance(conn, now):
-            looked_at += fan_out_batch(conn, broadcast_id, now=now, base_url=runtime.base_url, link_key=link_key)
+            looked_at += fan_out_batch(
+                conn, broadcast_id, now=now, base_url=runtime.base_url, link_key=link_key, join_key=join_key
+            )
         return looked_at
 
     # One batch of one broadcast per transaction keeps each short; a full batch means look again at once.

@@ -110,9 +110,18 @@ class Estimate:
         }
 
 
-def estimate(conn: sa.Connection, broadcast: Broadcast, *, now: datetime, base_url: str, link_key: bytes) -> Estimate:
-    """Plan every member of the broadcast's segment as of ``now`` and add it all up."""
-    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key)
+def estimate(
+    conn: sa.Connection,
+    broadcast: Broadcast,
+    *,
+    now: datetime,
+    base_url: str,
+    link_key: bytes,
+    join_key: bytes | None = None,
+) -> Estimate:
+    """Plan every member of the broadcast's segment as of ``now`` and add it all up (the keys as for
+    :class:`Planner`)."""
+    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key, join_key=join_key)
     schedule_start = broadcast.schedule.at or broadcast.schedule.fanout_at() or now
     result = Estimate(start=max(now, schedule_start), currency=planner.settings.currency)
     per_sender: dict[int, list[tuple[datetime, int]]] = defaultdict(list)

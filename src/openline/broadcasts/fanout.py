@@ -35,10 +35,12 @@ def fan_out_batch(
     now: datetime,
     base_url: str,
     link_key: bytes,
+    join_key: bytes | None = None,
     limit: int = FANOUT_BATCH,
 ) -> int:
     """Fan out the next ``limit`` members of a ``fanning_out`` broadcast; returns how many members were
-    looked at (fewer than ``limit``: fan-out is complete and the broadcast is ``sending``)."""
+    looked at (fewer than ``limit``: fan-out is complete and the broadcast is ``sending``). The keys are
+    as for :class:`Planner`."""
     # Taking the broadcast's row first holds off a pause or cancel until this batch is committed.
     held = conn.execute(
         sa.update(schema.broadcasts)
@@ -48,7 +50,11 @@ def fan_out_batch(
     if held != 1:
         return 0
     broadcast = get_broadcast(conn, broadcast_id)
-    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key)
+    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key, join_key=join_key)
+    if planner.uses_form_link and join_key is None:
+        # Refused here, not member by member: links that open nothing must not be sent, and a fan-out
+        # that cannot sign them must stop (and be retried), not finish having skipped everyone.
+        raise ValueError("{{ form_link }} needs the installation's member-link key to fan out")
     rows = planner.members(conn, broadcast.fanout_cursor, limit)
     plans = planner.plan(conn, rows)
     texts = [_row(broadcast.community_id, broadcast_id, plan, now) for plan in plans if isinstance(plan, Planned)]

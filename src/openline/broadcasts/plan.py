@@ -1,10 +1,13 @@
 """What a broadcast does for each member: skip them (and why), or which text, from which sender, when.
 
-The estimate and the fan-out both call :class:`Planner`, so the estimate's numbers are the send's.
+The estimate and the fan-out both call :class:`Planner`, so the estimate's numbers are the send's. That
+includes ``{{ form_link }}``: each member's join link is signed as the text is planned, and its length
+depends only on the member's id, so the estimate counts exactly the characters fan-out writes.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from openline.broadcasts.store import Broadcast, compile_for
 from openline.db import schema
 from openline.encoding import Encoding, count_segments, smart_encode
 from openline.engine.config import load_config
+from openline.links import join_url
 from openline.outbox import MAX_BODY
 from openline.quiet_hours import NeverOpen, Recipient, frequency_limit, next_open, recipient_for
 from openline.segments import member_filter
@@ -86,7 +90,20 @@ _MEMBER_COLUMNS = (
 class Planner:
     """Plans one broadcast, a batch of members at a time, as of ``now``."""
 
-    def __init__(self, conn: sa.Connection, broadcast: Broadcast, *, now: datetime, base_url: str, link_key: bytes):
+    def __init__(
+        self,
+        conn: sa.Connection,
+        broadcast: Broadcast,
+        *,
+        now: datetime,
+        base_url: str,
+        link_key: bytes,
+        join_key: bytes | None = None,
+    ):
+        """``link_key`` signs tracked links (``key_for("tracked-link")``); ``join_key`` signs the join
+        links of ``{{ form_link }}`` (``key_for("member-link")``). Without it (an estimate, a preview,
+        a "why"), join links are signed with a throwaway key: as long as real ones, so texts count the
+        same, but they open nothing, so a preview never hands staff a member's working link."""
         self.broadcast = broadcast
         self.now = now
         self.compiled = compile_for(conn, broadcast)
@@ -99,6 +116,11 @@ class Planner:
         self._rotation = sorted(self._senders)
         self._rewriter = LinkRewriter(broadcast.id, base_url, link_key) if base_url else None
         self._tags = "tags" in self.compiled.variables
+        self.uses_form_link = "form_link" in self.compiled.variables
+        if self.uses_form_link and not base_url:
+            raise ValueError("{{ form_link }} needs the installation's public URL")
+        self._base_url = base_url
+        self._join_key = (join_key or secrets.token_bytes(32)) if self.uses_form_link else None
         self._filter = member_filter(broadcast.segment, now=now)
 
     def members(
@@ -142,6 +164,10 @@ class Planner:
             "tags": tags,
             "custom": dict(row.custom or {}),
         }
+        if self._join_key is not None:
+            # Signed at planning time: fan-out's link lives JOIN_LINK_LIFETIME (30 days), far longer than
+            # any text waits in the queue (a deferred text expires 10 hours after its window opens).
+            values["form_link"] = join_url(self._base_url, self._join_key, row.id, self.now)
         try:
             rendered = self.compiled.render_for(
                 self.broadcast.id, row.id, row.language, values, disclosure=self.settings.disclosure

@@ -165,8 +165,18 @@ def _opted_out(conn: sa.Connection, broadcast: Broadcast, span: tuple[datetime, 
     )
 
 
-def why(conn: sa.Connection, broadcast: Broadcast, phone: str, *, now: datetime, base_url: str, link_key: bytes) -> str:
-    """In one sentence: what the broadcast did (or will do) for the member with this number, and why."""
+def why(
+    conn: sa.Connection,
+    broadcast: Broadcast,
+    phone: str,
+    *,
+    now: datetime,
+    base_url: str,
+    link_key: bytes,
+    join_key: bytes | None = None,
+) -> str:
+    """In one sentence: what the broadcast did (or will do) for the member with this number, and why
+    (the keys as for :class:`Planner`)."""
     number = to_e164(phone)
     member = conn.execute(
         sa.select(mem.id, mem.time_zone, mem.time_zones).where(
@@ -190,7 +200,7 @@ def why(conn: sa.Connection, broadcast: Broadcast, phone: str, *, now: datetime,
         prefix = "fan-out has not reached them yet; as of now: "
     else:
         prefix = "no text was written for them at fan-out; as of now: "
-    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key)
+    planner = Planner(conn, broadcast, now=now, base_url=base_url, link_key=link_key, join_key=join_key)
     rows = [row for row in planner.members(conn, member.id - 1, 1) if row.id == member.id]
     if not rows:
         return prefix + "they are not in the broadcast's segment"

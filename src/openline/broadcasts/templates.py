@@ -45,9 +45,13 @@ __all__ = [
 ]
 
 MAX_LENGTH = 1600  # characters in one text, once personalised (ten concatenated segments and then some)
+# form_link is not stored: the planner signs each member's own /join/<token> link when it renders the text.
 MEMBER_VARIABLES = frozenset(
-    ("first_name", "last_name", "city", "postcode", "country", "language", "birthday", "email", "tags", "custom")
-)
+    (
+        "first_name", "last_name", "city", "postcode", "country", "language", "birthday", "email", "tags", "custom",
+        "form_link",
+    )
+)  # fmt: skip
 
 _MAX_SOURCE = 10_000  # characters of template; a body is a text message, not a program
 _MAX_VALUE = 10_000  # characters (or items) any value inside a template may reach

@@ -49,7 +49,8 @@ BUILTIN_FORM_FIELDS = ("first_name", "last_name", "city", "postcode", "country",
 FieldKind = Literal["text", "number", "date", "choice"]
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Member data that is not a form field: a custom field by one of these names would be confusing.
-_RESERVED_FIELD_NAMES = frozenset({"id", "phone", "state", "tags", "custom", "time_zone", "time_zones"})
+# "form_link" is the broadcast variable for a member's own sign-up link; a field of that name would hide it.
+_RESERVED_FIELD_NAMES = frozenset({"id", "phone", "state", "tags", "custom", "time_zone", "time_zones", "form_link"})
 # Saved replies: named texts the team picks from when replying in the inbox.
 SAVED_REPLIES_MAX = 100
 SAVED_REPLY_NAME_MAX = 40

@@ -165,6 +165,11 @@ def _refusal(page: MemberPage, link: SignedLink, now: datetime) -> HTMLResponse 
         return page.message(t("link.expired_title"), [_new_link_advice(page)], 410)
     if _used(link, profile):
         return page.message(t("link.used_title"), [t("link.used"), _new_link_advice(page)], 410)
+    if profile.state is MemberState.subscribed and not fields_to_ask(profile):
+        # A broadcast's {{ form_link }} also reaches members who have told everything: their consent
+        # stands, so there is nothing to send; say so, and how to change what they told.
+        complete = t("join.complete", programme=profile.programme)
+        return page.message(t("join.complete_title"), [complete, t("link.new_profile", number=page.number)], 200)
     return None
 
 
