@@ -27,7 +27,7 @@ from openline.engine.keywords import Intent, Match, classify
 from openline.engine.language import LanguageGuesser
 from openline.engine.texts import SystemText, render
 from openline.erasure import ERASED_PHONE, is_suppressed, lift_suppression
-from openline.links import sign_member_link, sign_profile_link
+from openline.links import join_url, sign_profile_link
 from openline.phone import region_of
 from openline.states import ConsentSource, Direction, MemberState, MessageKind, MessageState
 from openline.timezones import member_zones
@@ -372,7 +372,7 @@ class Engine:
         if name is SystemText.profile:
             link = f"{self.base_url}/profile/{sign_profile_link(self.profile_key, member.id, schema.utcnow())}"
         else:
-            link = f"{self.base_url}/join/{sign_member_link(self.link_key, member.id, schema.utcnow())}"
+            link = join_url(self.base_url, self.link_key, member.id, schema.utcnow())
         values = {"programme": config.programme or community.name, "contact": config.contact, "link": link}
         sender = config.sender_texts.get(text.sender_address, {})
         return render(name, language, values, _by_name(sender), _by_name(config.texts))
