@@ -63,6 +63,42 @@ def test_a_country_with_one_zone_needs_no_city() -> None:
     assert country_zones("IT") == ["Europe/Rome"]
 
 
+@pytest.mark.parametrize(
+    ("country", "postcode", "zone"),
+    [
+        ("AU", "6000", "Australia/Perth"),
+        ("AU", "4000", "Australia/Brisbane"),  # no daylight saving, unlike Sydney
+        ("AU", "0800", "Australia/Darwin"),
+        ("AU", "2600", "Australia/Sydney"),  # Canberra
+        ("AU", "2880", "Australia/Broken_Hill"),
+        ("AU", "7000", "Australia/Hobart"),
+        ("AU", "6798", "Indian/Christmas"),
+        ("AU", "4383", None),  # a New South Wales town with a Queensland postcode
+        ("AU", "60000", None),
+        ("ES", "38001", "Atlantic/Canary"),
+        ("ES", "35 001", "Atlantic/Canary"),
+        ("ES", "08001", "Europe/Madrid"),
+        ("ES", "51001", "Africa/Ceuta"),
+        ("PT", "9500-123", "Atlantic/Azores"),
+        ("PT", "9000-001", "Atlantic/Madeira"),
+        ("PT", "1000-001", "Europe/Lisbon"),
+        ("NZ", "8942", "Pacific/Chatham"),
+        ("NZ", "6011", "Pacific/Auckland"),
+    ],
+)
+def test_a_postcode_names_the_zone_where_mobile_numbers_cannot(country: str, postcode: str, zone: str | None) -> None:
+    assert zone_for_place(country, postcode, None) == zone
+    if zone is not None:
+        zoneinfo.ZoneInfo(zone)
+
+
+def test_an_australian_mobile_is_narrowed_to_its_postcodes_zone() -> None:
+    mobile = "+61412345678"
+    assert len(zones_for_number(mobile)) > 4  # a mobile number could be anywhere from Christmas Island to Lord Howe
+    assert member_zones(mobile, None, "6000", None) == ("Australia/Perth", ["Australia/Perth"])  # the number's country
+    assert member_zones(mobile, "AU", "4383", None) == (None, zones_for_number(mobile))  # unsure: the number's zones
+
+
 def test_nothing_is_guessed_without_a_country_or_in_a_country_with_several_zones() -> None:
     assert zone_for_place(None, "10001", "New York") is None  # could be an Italian CAP
     assert zone_for_place("US", None, None) is None

