@@ -34,6 +34,37 @@ def _wait_for(base: str, pattern: str, within: float = 15) -> str:
     raise AssertionError(f"no text matching {pattern!r}: {_thread(base)}")
 
 
+# WCAG 2.2 contrast, as the browser renders the page: 4.5:1 for text (1.4.3), 3:1 for the edges of
+# fields and buttons (1.4.11). A text's background is the first opaque one among its ancestors.
+_LOW_CONTRAST = r"""() => {
+  const channel = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const rgba = (css) => css.match(/[\d.]+/g).map(Number);
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  const ratio = (a, b) => {
+    const [x, y] = [luminance(a), luminance(b)];
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || style.display === "none" || !el.getClientRects().length) continue;
+    const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const what = `${el.tagName.toLowerCase()} ${JSON.stringify(el.textContent.trim().slice(0, 40))}`;
+    if (text && ratio(rgba(style.color), behind(el)) < 4.5) low.push(`${what}: text`);
+    const edged = el.matches("input, select, button");
+    if (edged && ratio(rgba(style.borderTopColor), behind(el.parentElement)) < 3) low.push(`${what}: edge`);
+  }
+  return low;
+}"""
+
+
 def test_an_italian_fan_fills_in_the_form_fixes_a_mistake_and_is_thanked(
     browser_page: tuple[object, str],  # noqa: F811
     tmp_path: Path,
@@ -70,6 +101,7 @@ def test_an_italian_fan_fills_in_the_form_fixes_a_mistake_and_is_thanked(
     expect(page.get_by_label("Città")).to_have_value("Milano")
     expect(birthday).to_have_value("2999-01-01")
     page.screenshot(path=str(tmp_path / "join-mistake.png"), full_page=True)
+    assert page.evaluate(_LOW_CONTRAST) == []  # hints, errors, the disclosure and the fields included
 
     birthday.fill("1990-05-31")
     page.get_by_role("button", name="Invia").click()
@@ -78,6 +110,7 @@ def test_an_italian_fan_fills_in_the_form_fixes_a_mistake_and_is_thanked(
         "href", "/card/default.vcf"
     )
     page.screenshot(path=str(tmp_path / "join-thanks.png"), full_page=True)
+    assert page.evaluate(_LOW_CONTRAST) == []
 
     card = _wait_for(base, r"https?://\S+/card/default\.vcf")
     assert "BEGIN:VCARD" in httpx.get(card, timeout=5).text
