@@ -273,17 +273,21 @@ async def test_a_pending_member_is_subscribed_by_the_form(client: httpx.AsyncCli
     assert (event.previous_state, event.new_state, event.source) == ("pending", "subscribed", "form")
 
 
-async def test_without_mms_the_card_is_a_link_in_the_text(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    member_id = add_member(runtime)
+def last_wrote_to(runtime: Runtime, member_id: int, address: str, provider: str) -> None:
+    """A sender of ``provider`` the member last wrote to: the confirmation goes out from it."""
     with runtime.db.write_engine.begin() as conn:
         community = get_community(conn)
-        vonage = add_sender(conn, community.id, "+14155550111", provider="vonage", mps=1.0)
-        # The member last wrote to the Vonage number: the confirmation goes out from it.
+        sender = add_sender(conn, community.id, address, provider=provider, mps=1.0)
         conn.execute(
             sa.insert(schema.conversations).values(
-                community_id=community.id, member_id=member_id, sender_id=vonage.id, unread=0, archived=False
+                community_id=community.id, member_id=member_id, sender_id=sender.id, unread=0, archived=False
             )
         )
+
+
+async def test_without_mms_the_card_is_a_link_in_the_text(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    member_id = add_member(runtime)
+    last_wrote_to(runtime, member_id, "+14155550111", "vonage")
     assert (await send_form(client, join_link(runtime, member_id), GIULIA)).status_code == 303
     [text] = rows(runtime, schema.messages)
     assert text.media is None and text.provider == "vonage"
@@ -295,14 +299,7 @@ async def test_the_card_goes_as_mms_only_where_carriers_carry_it(
     client: httpx.AsyncClient, runtime: Runtime, phone: str, as_media: bool
 ) -> None:
     member_id = add_member(runtime, phone=phone)
-    with runtime.db.write_engine.begin() as conn:
-        community = get_community(conn)
-        twilio = add_sender(conn, community.id, "+14155550112", provider="twilio", mps=1.0)
-        conn.execute(
-            sa.insert(schema.conversations).values(
-                community_id=community.id, member_id=member_id, sender_id=twilio.id, unread=0, archived=False
-            )
-        )
+    last_wrote_to(runtime, member_id, "+14155550112", "twilio")
     assert (await send_form(client, join_link(runtime, member_id), GIULIA)).status_code == 303
     [text] = rows(runtime, schema.messages)
     card = "https://sms.example.org/card/default.vcf"
