@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from openline.engine.keywords import DEFAULT_WORDS, Intent, classify, normalise
+from openline.engine.texts import DEFAULT_TEXTS, SystemText
 
 TWILIO_STOP = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
 
@@ -83,3 +86,15 @@ def test_owner_keywords_and_extra_words() -> None:
     assert (found.intent, found.keyword, found.language) == (Intent.keyword, "MILAN", "it")
     assert classify("stop", keywords={"STOP": None}).intent is Intent.stop  # STOP cannot be taken over
     assert classify("FERMATI", extra={Intent.stop: {"it": ("fermati",)}}).intent is Intent.stop
+
+
+@pytest.mark.parametrize("language", sorted(DEFAULT_TEXTS))
+def test_every_word_the_texts_tell_members_to_reply_is_understood(language: str) -> None:
+    told = {
+        name: {word: classify(word).intent for word in re.findall(r"\b[A-Z]{2,}\b", text)}
+        for name, text in DEFAULT_TEXTS[language].items()
+    }
+    for name, words in told.items():
+        assert Intent.text not in words.values(), (name, words)
+    # HELP names the self-service profile (the issue asks for it) and the way out.
+    assert {Intent.profile, Intent.stop} <= set(told[SystemText.help].values())
