@@ -13,7 +13,6 @@ docs/sending-windows.md lists the laws with their sources.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,10 +20,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-import phonenumbers
 
 from openline.owner_windows import DAY_NAMES, DAY_SECONDS, OwnerWindows, Spans, clock, parse_owner_windows
 from openline.phone import region_of
+from openline.regions import US_TERRITORIES, ZIP_COUNTRIES, nanp_region, zip_region
 from openline.timezones import country_zones
 
 __all__ = [
@@ -50,27 +49,6 @@ _ONE_US = timedelta(microseconds=1)
 # How far next_open looks before it gives up: a week and a day, so a window open once a week is found.
 _HORIZON_DAYS = 8
 _DASH = "\u2013"  # an en dash, for spans of time in sentences
-
-# ISO 3166-2 codes of the states, DC and the territories, which the US federal rules cover.
-_US_STATES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
-    "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID",
-    "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA",
-    "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN",
-    "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
-    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
-    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
-    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX",
-    "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington State": "WA", "West Virginia": "WV",
-    "Wisconsin": "WI", "Wyoming": "WY", "Washington D.C.": "DC", "District of Columbia": "DC",
-    "Puerto Rico": "PR", "Guam": "GU", "American Samoa": "AS", "Northern Mariana Islands": "MP",
-    "U.S. Virgin Islands": "VI", "United States Virgin Islands": "VI",
-}  # fmt: skip
-_US_TERRITORIES = frozenset({"PR", "VI", "GU", "AS", "MP", "UM"})
-_US_CODES = frozenset(_US_STATES.values()) | _US_TERRITORIES
-# Countries whose postcodes are US ZIP codes (the territories the US Postal Service serves).
-_ZIP_COUNTRIES = frozenset({"US"}) | _US_TERRITORIES
-_PLACE_SUFFIX = re.compile(r",\s*([A-Z]{2})$")  # libphonenumber's "New York, NY"
 
 
 class NeverOpen(ValueError):
@@ -165,57 +143,15 @@ def recipient_for(phone: str, country: str | None, postcode: str | None, time_zo
     """
     code = (country or "").strip().upper() or region_of(phone)
     regions: set[str] = set()
-    if postcode and code in _ZIP_COUNTRIES:
-        found = _zip_region(postcode.strip())
+    if postcode and code in ZIP_COUNTRIES:
+        found = zip_region(postcode.strip())
         if found is not None:
             regions.add(found)
     if phone.startswith("+1"):
-        found = _nanp_region(phone)
-        if found is not None:
+        found = nanp_region(phone)
+        if found is not None and found.startswith("US-"):  # the laws here are the US states'
             regions.add(found)
     return Recipient(code, frozenset(regions), _clean_zones(tuple(time_zones or ()), code))
-
-
-@lru_cache(maxsize=65_536)
-def _zip_region(postcode: str) -> str | None:
-    import zipcodes
-
-    digits = postcode[:5]
-    if len(digits) != 5 or not digits.isdigit():
-        return None
-    try:
-        found = zipcodes.matching(digits)  # type: ignore[no-untyped-call]
-    except ValueError:
-        return None
-    state = str(found[0].get("state") or "") if found else ""
-    return f"US-{state}" if state in _US_CODES else None
-
-
-def _nanp_region(phone: str) -> str | None:
-    digits = phone[2:]
-    if len(digits) != 10 or not digits.isdigit():  # not E.164: take its digits
-        digits = "".join(c for c in phone if c.isdigit())[1:]
-        if len(digits) != 10:
-            return None
-    return _exchange_region(digits[:6])
-
-
-# A million members share a few thousand area codes. The cache is per area code and exchange
-# (NPA-NXX) because for some area codes (203, 310, 713, 718...) libphonenumber only knows places per
-# exchange; its data never looks further than the exchange, so any number of it stands for all.
-@lru_cache(maxsize=65_536)
-def _exchange_region(npa_nxx: str) -> str | None:
-    # Imported on first use: the place data takes a fifth of a second to load, which every command
-    # would otherwise pay at start.
-    from phonenumbers import geocoder
-
-    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(npa_nxx + "0000"))
-    place = str(geocoder.description_for_valid_number(number, "en")).strip()
-    code = _US_STATES.get(place)
-    if code is None:
-        suffix = _PLACE_SUFFIX.search(place)
-        code = suffix.group(1) if suffix and suffix.group(1) in _US_CODES else None
-    return f"US-{code}" if code else None
 
 
 @lru_cache(maxsize=4_096)
@@ -248,7 +184,7 @@ def legal_rules(recipient: Recipient) -> list[LegalRule]:
     places = set(recipient.regions)
     if recipient.country:
         places.add(recipient.country)
-    if recipient.country in _US_TERRITORIES or any(r.startswith("US-") for r in recipient.regions):
+    if recipient.country in US_TERRITORIES or any(r.startswith("US-") for r in recipient.regions):
         places.add("US")
     return [rule for rule in LEGAL_RULES if rule.where in places]
 
