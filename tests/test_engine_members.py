@@ -61,6 +61,7 @@ async def test_a_new_member_gets_country_and_time_zones_from_the_number(runtime:
     italian, american = member(runtime, IT), member(runtime, US)
     assert (italian["country"], italian["time_zone"], italian["time_zones"]) == ("IT", "Europe/Rome", ["Europe/Rome"])
     assert american["country"] == "US" and "America/New_York" in american["time_zones"]
+    assert (italian["region"], american["region"]) == (None, "US-DC")  # +1 202: Washington D.C.
 
 
 async def test_an_erased_number_is_not_answered_until_it_opts_in_again(runtime: Runtime) -> None:

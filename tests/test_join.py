@@ -239,6 +239,7 @@ async def test_a_submission_saves_the_member_records_consent_and_sends_the_card(
     assert (saved.first_name, saved.city, saved.postcode, saved.language) == ("Giulia", "Milano", "10001", "es")
     assert str(saved.birthday) == "1990-05-31" and saved.custom == {"team": "Inter"}
     assert saved.country == "US"  # the form did not ask it
+    assert saved.region == "US-NY"  # the ZIP code's state, not the Idaho number's
     # The ZIP code settles what the Idaho number could not.
     assert (saved.time_zone, saved.time_zones) == ("America/New_York", ["America/New_York"])
     assert saved.form_submitted_at is not None and saved.state == MemberState.subscribed

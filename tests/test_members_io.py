@@ -195,6 +195,15 @@ def test_numbers_no_text_can_reach_are_refused_with_their_kind(db: Database, com
     ]
 
 
+def test_regions_come_from_postcodes_or_numbers_and_follow_a_move(db: Database, community: int, tmp_path: Path) -> None:
+    first = [["phone", "postcode", "country"], [US, "", ""], ["+1 416 555 0123", "V6B 1A1", "CA"], [IT, "20121", ""]]
+    run_import(db, community, write_csv(tmp_path / "first.csv", first))
+    assert [member(db, community, p)["region"] for p in (US, "+14165550123", IT)] == ["US-DC", "CA-BC", None]
+    moved = [["phone", "postcode"], [US, "94103"]]  # the same member, now in San Francisco
+    run_import(db, community, write_csv(tmp_path / "moved.csv", moved))
+    assert member(db, community, US)["region"] == "US-CA"
+
+
 def test_duplicates_merge_within_the_file_and_with_existing_members(
     db: Database, community: int, tmp_path: Path
 ) -> None:

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from openline.db import Database, DatabaseError, SchemaState, ensure_current, schema, schema_status, upgrade
+from openline.db.migrate import _config as migrate_config
 
 # SQLAlchemy cannot reflect SQLite's expression index ix_messages_queue (checked on its own below).
 _EXPRESSION_INDEX = "ignore:Skipped unsupported reflection of expression-based index:sqlalchemy.exc.SAWarning"
@@ -96,3 +98,44 @@ def test_unopenable_sqlite_file_is_one_line(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
     with pytest.raises(DatabaseError, match=r"cannot reach the database at sqlite:///.*unable to open database file"):
         db.check_reachable()
+
+
+def test_the_region_migration_fills_in_the_members_already_there(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'before.db'}")
+    config = migrate_config()
+    try:
+        with db.write_engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0009")
+            conn.exec_driver_sql(
+                "INSERT INTO communities (id, slug, name, settings, created_at)"
+                " VALUES (1, 'c', 'c', '{}', '2026-01-01')"
+            )
+            for phone, country, postcode in [
+                ("+12125550123", "US", None),  # New York by its area code
+                ("+12125550124", "US", "94103"),  # moved to San Francisco
+                ("+14165550123", "CA", None),
+                ("+393471234567", "IT", "20121"),
+            ]:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO members (community_id, phone, state, country, postcode, time_zones, custom,"
+                        " created_at, updated_at) VALUES (1, :phone, 'subscribed', :country, :postcode, '[]', '{}',"
+                        " '2026-01-01', '2026-01-01')"
+                    ),
+                    {"phone": phone, "country": country, "postcode": postcode},
+                )
+        assert upgrade(db).state is SchemaState.current
+        with db.read_engine.connect() as conn:
+            found = conn.execute(sa.select(schema.members.c.phone, schema.members.c.region)).all()
+        assert dict(found) == {
+            "+12125550123": "US-NY",
+            "+12125550124": "US-CA",
+            "+14165550123": "CA-ON",
+            "+393471234567": None,
+        }
+        with db.write_engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0009")
+    finally:
+        db.dispose()

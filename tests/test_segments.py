@@ -97,6 +97,7 @@ TEXT_FIELDS = ["first_name", "last_name", "city", "postcode", "email", "language
 leaves = st.one_of(
     st.sampled_from(TEXT_FIELDS).flatmap(lambda f: _conditions(f, [*ORDERED, "contains", "startswith"], text_values)),
     _conditions("country", ["=", "!="], st.sampled_from(["IT", "it", "US", "GB", "In"])),
+    _conditions("region", ["=", "!="], st.sampled_from(["US-CA", "us-ca", "CA-ON", "US-NY", "IT-25"])),
     _conditions("state", ["=", "!="], st.sampled_from([s.value for s in MemberState])),
     # Ages around those of people born near leap days in 2000-2007, seen in 2024-2025.
     _conditions("age", ORDERED, st.one_of(st.integers(16, 25), st.integers(0, 80))),

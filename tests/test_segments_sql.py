@@ -76,7 +76,7 @@ def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.just(""), values)
 
 
-LIMITS = {"postcode": 20, "country": 2, "language": 8}  # column lengths PostgreSQL enforces
+LIMITS = {"postcode": 20, "country": 2, "region": 6, "language": 8}  # column lengths PostgreSQL enforces
 EVENTS = ("inbound", "outbound", "clicks")
 
 
@@ -102,6 +102,7 @@ def people(near: Near | None = None) -> st.SearchStrategy[dict[str, Any]]:
                 "postcode",
             ),
             "country": pick(maybe(st.sampled_from(["IT", "it", "US", "GB", "In"])), "country"),
+            "region": pick(maybe(st.sampled_from(["US-CA", "US-NY", "CA-ON", "us-ca"])), "region"),
             "language": pick(maybe(st.sampled_from(["en", "EN", "it", "pt-BR"])), "language"),
             "birthday": pick(st.one_of(st.none(), birthdays), "birthday"),
             "joined_at": pick(st.one_of(st.none(), moments), "joined_at"),
@@ -198,7 +199,7 @@ def _custom_near(value: object) -> list[Any]:
 
 
 PROFILE = ("state", "first_name", "last_name", "city", "email", "postcode", "country", "language", "birthday")
-PROFILE += ("joined_at", "created_at", "custom")
+PROFILE += ("region", "joined_at", "created_at", "custom")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from openline.engine.language import check_language
 from openline.engine.texts import SystemText, render
 from openline.outbox import queue_text
 from openline.phone import region_of
+from openline.regions import member_region
 from openline.states import ConsentSource, MemberState, MessageKind, SenderKind
 from openline.timezones import member_zones
 
@@ -559,12 +560,14 @@ def _update_member(
     custom = {name: value for name, value in values.items() if name not in BUILTIN_FORM_FIELDS}
     current = conn.execute(sa.select(_mem.custom).where(_mem.id == profile.id)).scalar_one()
     merged = {**(current or {}), **custom}
+    place = {name: values[name] if name in values else form_value(profile, name) for name in ("country", "postcode")}
     conn.execute(
         sa.update(schema.members)
         .where(_mem.id == profile.id)
         .values(
             **columns,
             custom={k: v for k, v in merged.items() if v is not None},
+            region=member_region(profile.phone, place["country"], place["postcode"]),
             time_zone=zones[0],
             time_zones=zones[1],
             form_submitted_at=max(now, link_issued) if link_issued is not None else now,

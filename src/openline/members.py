@@ -29,6 +29,7 @@ PROFILE_COLUMNS = (
     _mem.phone,
     _mem.state,
     *(_mem[name] for name in PROFILE_FIELDS),
+    _mem.region,
     _mem.time_zone,
     _mem.time_zones,
     _mem.custom,

@@ -45,6 +45,7 @@ from openline.members_rows import (
     resolve_columns,
     stored_time,
 )
+from openline.regions import member_region
 from openline.states import ConsentSource, MemberState
 from openline.timezones import member_zones
 
@@ -589,7 +590,7 @@ _BINARY = {
 
 
 _EVENT_COLUMNS = ("community_id", "member_id", "previous_state", "new_state", "source", "evidence", "occurred_at")
-_UPDATED = (*PROFILE_FIELDS, "time_zone", "time_zones", "custom", "state", "joined_at", "updated_at")
+_UPDATED = (*PROFILE_FIELDS, "region", "time_zone", "time_zones", "custom", "state", "joined_at", "updated_at")
 _PLACE = ("country", "postcode", "city")
 _UPDATE = (
     sa.update(schema.members)
@@ -643,7 +644,7 @@ def _changes(
 ) -> tuple[dict[str, Any] | None, MemberState | None]:
     """The update (None: nothing changes) and the new state (None: it stays) of an existing member.
     Opted-out members keep their state whatever the file says; nobody is subscribed again."""
-    values = {name: row[name] for name in (*PROFILE_FIELDS, "time_zone", "time_zones")}
+    values = {name: row[name] for name in (*PROFILE_FIELDS, "region", "time_zone", "time_zones")}
     values.update(candidate.profile)
     custom = {**(row["custom"] or {}), **candidate.custom}
     state = MemberState(row["state"])
@@ -658,6 +659,7 @@ def _changes(
     if any(values[name] != row[name] for name in _PLACE):  # where they are changed: so may their zones
         place = (values["country"], values["postcode"], values["city"])
         values["time_zone"], values["time_zones"] = member_zones(row["phone"], *place)
+        values["region"] = member_region(row["phone"], values["country"], values["postcode"])
     changed = new_state is not state or custom != (row["custom"] or {})
     changed = changed or any(values[name] != row[name] for name in values)
     if not changed:

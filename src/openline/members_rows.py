@@ -18,6 +18,7 @@ import phonenumbers
 from openline.csv_safety import undo_spreadsheet_safe
 from openline.members import PROFILE_FIELDS
 from openline.phone import region_and_type
+from openline.regions import member_region
 from openline.states import MemberState
 from openline.timezones import choose_zones, parsed_number_zones
 
@@ -403,6 +404,7 @@ MEMBER_COLUMNS = (
     "phone",
     "state",
     *PROFILE_FIELDS,
+    "region",
     "time_zone",
     "time_zones",
     "custom",
@@ -501,6 +503,7 @@ def prepare_chunk(rows: Sequence[tuple[int, Sequence[str]]], job: Job) -> tuple[
             get("country") or c.region,
             birthday.isoformat() if birthday is not None and job.sqlite else birthday,
             get("language"),
+            member_region(c.phone, get("country"), get("postcode"), c.region),
             zone,
             zones,
             _to_json(c.custom) if c.custom else "{}",

@@ -205,6 +205,9 @@ members = sa.Table(
     sa.Column("postcode", sa.String(20), nullable=True),
     # ISO 3166-1 alpha-2, from the form or else from the number.
     sa.Column("country", sa.String(2), nullable=True),
+    # State or province, ISO 3166-2 (US-CA, CA-ON), where the postcode or number tells it
+    # (openline.regions); recomputed whenever the postcode or country changes.
+    sa.Column("region", sa.String(6), nullable=True),
     sa.Column("email", sa.String(320), nullable=True),
     sa.Column("birthday", sa.Date(), nullable=True),
     sa.Column("language", sa.String(8), nullable=True),
@@ -225,6 +228,8 @@ members = sa.Table(
     # Segments filter a community's members by state, country and join date.
     sa.Index("ix_members_community_state", "community_id", "state"),
     sa.Index("ix_members_community_country", "community_id", "country"),
+    # "Fans in California" segments.
+    sa.Index("ix_members_community_region", "community_id", "region"),
     sa.Index("ix_members_community_joined", "community_id", "joined_at"),
 )
 

@@ -29,6 +29,7 @@ from openline.engine.texts import SystemText, render
 from openline.erasure import ERASED_PHONE, is_suppressed, lift_suppression
 from openline.links import join_url, sign_profile_link
 from openline.phone import region_of
+from openline.regions import member_region
 from openline.states import ConsentSource, Direction, MemberState, MessageKind, MessageState
 from openline.timezones import member_zones
 
@@ -294,6 +295,7 @@ class Engine:
                 "state": state,
                 "language": language,
                 "country": region_of(phone),
+                "region": member_region(phone, None, None),
                 "time_zone": zone,
                 "time_zones": zones,
                 "custom": {},

@@ -33,6 +33,7 @@ CUSTOM_PREFIX = "custom."
 # Custom field names are identifiers, so they are safe inside a JSON path on every database.
 CUSTOM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_REGION = re.compile(r"[A-Za-z]{2}-[A-Za-z0-9]{1,3}")  # ISO 3166-2: country, then the subdivision
 NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 MAX_TEXT = 500
 MAX_TAG = 64  # member_tags.tag
@@ -135,6 +136,7 @@ BUILTIN_FIELDS: dict[str, Field] = {
         Field("city", Kind.text, "city"),
         Field("postcode", Kind.text, "postcode"),
         Field("country", Kind.code, "country"),
+        Field("region", Kind.code, "region"),
         Field("email", Kind.text, "email"),
         Field("language", Kind.text, "language"),
         Field("state", Kind.code, "state"),
@@ -229,6 +231,10 @@ def _code(field: Field, raw: str) -> str:
     if field.name == "country":
         if not (len(raw) == 2 and raw.isascii() and raw.isalpha()):
             raise FilterError(f"country takes a two-letter ISO 3166 code such as IT or US (got {raw!r})")
+        return raw.upper()
+    if field.name == "region":
+        if not _REGION.fullmatch(raw):
+            raise FilterError(f"region takes an ISO 3166-2 code such as US-CA or CA-ON (got {raw!r})")
         return raw.upper()
     words = [s.value for s in MemberState]
     if raw.lower() not in words:
