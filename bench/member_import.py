@@ -40,6 +40,7 @@ from openline.communities import bootstrap
 from openline.db import Database, upgrade
 from openline.members_io import CHUNK_ROWS, import_members
 from openline.members_rows import MEMBER_COLUMNS, stored_time
+from openline.regions import nanp_region
 
 __all__ = ["run"]
 
@@ -181,9 +182,9 @@ def _ceiling(db: Database, count: int) -> tuple[float, int]:
         subscribed = bool(row[6])
         state = "subscribed" if subscribed else "pending"
         profile = (row[1], row[2], row[3], row[4] or None, None, "US", None, None)
-        zones = ("America/New_York", '["America/New_York"]')
+        place = (nanp_region(_number(index)), "America/New_York", '["America/New_York"]')  # region, zones
         members.append(
-            (member_id, 1, _number(index), state, *profile, *zones, "{}", consent_at if subscribed else None, now, now)
+            (member_id, 1, _number(index), state, *profile, *place, "{}", consent_at if subscribed else None, now, now)
         )
         evidence = {"file": "members.csv", "line": index + 2, "consent_source": row[6], "consent_at": row[7]}
         events.append((1, member_id, None, state, "import_file", json.dumps(evidence), now))
