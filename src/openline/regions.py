@@ -9,13 +9,15 @@ number's area code, and in Canada, from the postal code's first letter or else t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 
 from openline.phone import region_of
 
-__all__ = ["US_TERRITORIES", "ZIP_COUNTRIES", "member_region", "nanp_region", "zip_region"]
+__all__ = ["US_TERRITORIES", "ZIP_COUNTRIES", "member_region", "nanp_region", "zip_entry", "zip_region"]
 
 # ISO 3166-2 codes of the states, DC and the territories, which the US federal rules cover.
 _US_STATES = {
@@ -75,19 +77,26 @@ def member_region(phone: str, country: str | None, postcode: str | None, number_
     return None
 
 
+# Imports and forms repeat the same places; time zones and regions both read a ZIP's entry.
 @lru_cache(maxsize=65_536)
-def zip_region(postcode: str) -> str | None:
-    """``US-XX`` for a ZIP code of a state, DC or a territory (ZIP+4 allowed); else None."""
+def zip_entry(postcode: str) -> Mapping[str, Any] | None:
+    """The ``zipcodes`` package's entry for a ZIP code (ZIP+4 allowed: its first five digits), or None."""
     import zipcodes
 
-    digits = postcode[:5]
+    digits = postcode.strip()[:5]
     if len(digits) != 5 or not digits.isdigit():
         return None
     try:
         found = zipcodes.matching(digits)  # type: ignore[no-untyped-call]
     except ValueError:
         return None
-    state = str(found[0].get("state") or "") if found else ""
+    return found[0] if found else None
+
+
+def zip_region(postcode: str) -> str | None:
+    """``US-XX`` for a ZIP code of a state, DC or a territory (ZIP+4 allowed); else None."""
+    entry = zip_entry(postcode)
+    state = str(entry.get("state") or "") if entry else ""
     return f"US-{state}" if state in _US_CODES else None
 
 

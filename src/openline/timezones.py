@@ -32,12 +32,12 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
+from openline.regions import ZIP_COUNTRIES, zip_entry
+
 __all__ = ["choose_zones", "country_zones", "member_zones", "parsed_number_zones", "zone_for_place", "zones_for_number"]
 
 # What libphonenumber answers for a number it has no zone for.
 _UNKNOWN = "Etc/Unknown"
-# Where zipcodes has ZIP codes: the US and the territories the US Postal Service serves.
-_ZIP_COUNTRIES = frozenset({"US", "PR", "VI", "GU", "AS", "MP"})
 _SYSTEM_ZONEINFO = Path("/usr/share/zoneinfo")
 
 
@@ -254,14 +254,8 @@ def _postcode_zone(country: str, postcode: str) -> str | None:
 
 
 def _zip_zone(postcode: str) -> str | None:
-    import zipcodes
-
-    digits = postcode.strip()
-    try:
-        found = zipcodes.matching(digits[:5] if len(digits) >= 5 else digits)  # type: ignore[no-untyped-call]
-    except ValueError:
-        return None
-    zone = str(found[0].get("timezone") or "") if found else ""
+    entry = zip_entry(postcode)
+    zone = str(entry.get("timezone") or "") if entry else ""
     return _modern(zone) if zone else None
 
 
@@ -276,7 +270,7 @@ def zone_for_place(country: str | None, postcode: str | None, city: str | None) 
     if not country:
         return None
     code = country.strip().upper()
-    if postcode and code in _ZIP_COUNTRIES:
+    if postcode and code in ZIP_COUNTRIES:
         zone = _zip_zone(postcode)
         if zone is not None:
             return zone
